@@ -1,0 +1,3 @@
+"""leadhub: lead-to-customer CRM."""
+
+__version__ = "0.1.0"

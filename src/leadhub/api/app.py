@@ -1,0 +1,36 @@
+"""create_app(): the FastAPI application `leadhub serve` runs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from leadhub import __version__
+from leadhub.api import errors
+from leadhub.api.routers import health, leads
+from leadhub.config import Settings, get_settings
+from leadhub.db.session import make_engine, make_session_factory
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    app = FastAPI(
+        title="leadhub",
+        version=__version__,
+        description="Lead-to-customer CRM: one customer per phone number, every channel through one intake.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(leads.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory leadhub.api.app:app_factory` (each worker builds its own engine)."""
+    return create_app()

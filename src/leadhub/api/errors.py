@@ -1,0 +1,50 @@
+"""One JSON error shape for every failure: {"error": {"code", "message", ...details}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from leadhub.errors import LeadhubError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: LeadhubError) -> JSONResponse:
+    body: dict[str, Any] = {"code": error.code, "message": error.message, **error.details}
+    return JSONResponse({"error": body}, status_code=error.status_code)
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for item in errors[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LeadhubError)
+    async def _leadhub(_: Request, error: LeadhubError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        body = {"code": "invalid_input", "message": _describe(list(error.errors()))}
+        return JSONResponse({"error": body}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+        body = {"code": "http_error", "message": str(error.detail)}
+        return JSONResponse({"error": body}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {"code": "internal_error", "message": "internal error; the event was not stored, please retry"}
+        return JSONResponse({"error": body}, status_code=500)

@@ -1,0 +1,1 @@
+"""The `leadhub` command line."""

@@ -1,0 +1,242 @@
+"""`leadhub`: serve, migrate, inspect the inbox, load demo data. Errors print one red line, exit 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadhub.config import Settings, get_settings
+from leadhub.db import migrate
+from leadhub.db.models import IntakeStatus
+from leadhub.db.session import make_engine, make_session_factory, session_scope
+from leadhub.errors import LeadhubError
+from leadhub.phones import mask
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="leadhub: lead-to-customer CRM",
+)
+db_app = typer.Typer(no_args_is_help=True, help="Create, adopt and upgrade the database.")
+inbox_app = typer.Typer(no_args_is_help=True, help="The intake inbox: failed and pending enquiries.")
+config_app = typer.Typer(no_args_is_help=True, help="Settings.")
+app.add_typer(db_app, name="db")
+app.add_typer(inbox_app, name="inbox")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as error:  # pydantic ValidationError: show what is wrong, not a trace
+        err.print(f"[red]error:[/red] invalid settings: {error}")
+        raise typer.Exit(1) from error
+
+
+def _fail(error: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {error}")
+    return typer.Exit(1)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create everything on an empty database, or adopt a legacy one: add what is missing, change no row."""
+    settings = _settings()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+        engine = make_engine(settings.database_url)
+        current = migrate.current_revision(engine)
+        engine.dispose()
+    except LeadhubError as error:
+        raise _fail(error) from error
+    out.print(f"database at revision {current}")
+
+
+@db_app.command("sql")
+def db_sql(
+    since: Annotated[str | None, typer.Option(help="Only the steps after this revision")] = None,
+) -> None:
+    """Print the SQL the upgrade would run, for review or the Supabase SQL editor (PostgreSQL dialect
+    unless LEADHUB_DATABASE_URL is SQLite)."""
+    settings = _settings()
+    url = settings.database_url
+    typer.echo(migrate.upgrade_sql(url, since=since))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the one this build expects."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    out.print(f"current: {migrate.current_revision(engine)}  expected: {migrate.head_revision()}")
+    engine.dispose()
+
+
+@inbox_app.command("list")
+def inbox_list(
+    status: Annotated[list[IntakeStatus] | None, typer.Option(help="failed, pending (default both)")] = None,
+    source: str | None = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Failed and pending enquiries, with the reason each one is waiting."""
+    from leadhub.integrations.inbox import list_events
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    statuses = status or [IntakeStatus.FAILED, IntakeStatus.PENDING]
+    with session_scope(make_session_factory(engine)) as session:
+        events = list_events(session, statuses=statuses, source=source, limit=limit)
+        rows = [
+            {
+                "id": e.id,
+                "source": e.source,
+                "external_id": e.external_id,
+                "status": e.status,
+                "attempts": e.attempts,
+                "received_at": e.received_at.isoformat(),
+                "phone": mask((e.intake or {}).get("phone")),
+                "reason": e.reason,
+            }
+            for e in events
+        ]
+    engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "source", "external id", "status", "tries", "received", "phone", "reason")
+    for row in rows:
+        table.add_row(*(str(row[k] or "") for k in
+                        ("id", "source", "external_id", "status", "attempts", "received_at", "phone", "reason")))  # fmt: skip
+    out.print(table)
+    out.print(f"{len(rows)} event(s){' (limit reached)' if len(rows) == limit else ''}")
+
+
+@inbox_app.command("replay")
+def inbox_replay(
+    event_ids: Annotated[
+        list[int] | None, typer.Argument(help="Event ids (default: every failed/pending)")
+    ] = None,
+    phone: Annotated[str | None, typer.Option(help="A corrected phone for the given event(s)")] = None,
+) -> None:
+    """Process failed or pending enquiries again."""
+    from leadhub.leads.intake import replay
+
+    settings = _settings()
+    if phone is not None and not event_ids:
+        raise _fail(ValueError("--phone needs the event id(s) it corrects"))
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        results = replay(
+            session,
+            event_ids=event_ids,
+            phone=phone,
+            region=settings.phone_region,
+            policy=settings.lead_policy,
+        )
+    engine.dispose()
+    for result in results:
+        detail = f"lead {result.lead_id}" if result.lead_id else result.reason
+        out.print(f"event {result.event_id}: {result.status.value} ({detail})")
+    out.print(f"{len(results)} event(s) replayed")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the API (OpenAPI at /docs). Stateless: run as many as you like against one database."""
+    import uvicorn
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    if current != migrate.head_revision():
+        raise _fail(RuntimeError(f"database is at revision {current}; run `leadhub db upgrade` first"))
+    uvicorn.run(
+        "leadhub.api.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    leads: Annotated[int, typer.Option(min=1)] = 300,
+    seed: int = 7,
+) -> None:
+    """Fill an EMPTY database with believable demo data (does nothing if leads exist)."""
+    from leadhub.demo import is_empty, load_demo
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        if not is_empty(session):
+            out.print("the database already has leads; demo data not loaded")
+            return
+        report = load_demo(session, leads=leads, seed=seed, region=settings.phone_region)
+    engine.dispose()
+    out.print(
+        f"demo data: {report.branches} branches, {report.users} staff, {report.intakes} enquiries "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(report.outcomes.items()))})"
+    )
+
+
+@config_app.command("init")
+def config_init(path: Path = Path(".env")) -> None:
+    """Write a .env with a freshly generated admin API key (never overwrites an existing file)."""
+    if path.exists():
+        out.print(f"{path} exists; left as it is")
+        return
+    key = secrets.token_urlsafe(32)
+    path.write_text(
+        "# leadhub settings (see README). Keep this file private.\n"
+        "LEADHUB_DATABASE_URL=sqlite:///./leadhub.db\n"
+        f"LEADHUB_ADMIN_API_KEY={key}\n"
+    )
+    path.chmod(0o600)
+    out.print(f"wrote {path} with a new admin API key (read it there; it is not printed)")
+
+
+def run() -> None:
+    """Console entry point: a failure is one red line and exit status 1, never a stack trace."""
+    try:
+        app()
+    except LeadhubError as error:
+        err.print(f"[red]error:[/red] {error.message}")
+        sys.exit(1)
+    except Exception as error:
+        logging.getLogger("leadhub").debug("unexpected error", exc_info=True)
+        err.print(f"[red]error:[/red] {type(error).__name__}: {error} (run with --verbose for details)")
+        sys.exit(1)

@@ -1,0 +1,56 @@
+"""Settings, read from the environment or `.env` with the prefix LEADHUB_."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "admin", "test", "xxx", "todo"}
+
+
+class LeadPolicy(StrEnum):
+    """What a repeat enquiry from a known customer does."""
+
+    ATTACH = "attach"  # attach to the customer's open lead (at the branch when known)
+    NEW_LEAD = "new_lead"  # one lead per enquiry, as the migration guide did
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADHUB_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./leadhub.db"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    phone_region: str = "IN"
+    timezone: str = "Asia/Kolkata"
+    lead_policy: LeadPolicy = LeadPolicy.ATTACH
+    admin_api_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError(
+                "LEADHUB_ADMIN_API_KEY is a placeholder or shorter than 16 characters; "
+                "generate one with `leadhub config init` or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Customers: one per canonical phone number."""

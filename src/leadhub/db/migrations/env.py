@@ -1,0 +1,40 @@
+"""Alembic environment: leadhub runs it programmatically (leadhub.db.migrate), never from alembic.ini."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from leadhub.db.base import Base
+from leadhub.db.session import make_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=target_metadata,
+        transaction_per_migration=True,
+        compare_type=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+if context.is_offline_mode():
+    _configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    connection: Connection | None = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    else:
+        engine = make_engine(config.get_main_option("sqlalchemy.url") or "", pool_size=1, max_overflow=0)
+        with engine.connect() as conn:
+            _configure(connection=conn)
+            with context.begin_transaction():
+                context.run_migrations()
+        engine.dispose()

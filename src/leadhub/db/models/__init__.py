@@ -1,0 +1,29 @@
+"""ORM models: the adopted legacy tables (exact names and columns) and leadhub's own."""
+
+from leadhub.db.models.customers import Customer
+from leadhub.db.models.intake import IntakeEvent, IntakeStatus, SourceChannel
+from leadhub.db.models.legacy import (
+    Branch,
+    BranchMember,
+    Lead,
+    LeadLog,
+    LeadQualification,
+    LeadSourceHistory,
+    Source,
+    User,
+)
+
+__all__ = [
+    "Branch",
+    "BranchMember",
+    "Customer",
+    "IntakeEvent",
+    "IntakeStatus",
+    "Lead",
+    "LeadLog",
+    "LeadQualification",
+    "LeadSourceHistory",
+    "Source",
+    "SourceChannel",
+    "User",
+]

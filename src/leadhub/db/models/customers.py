@@ -1,0 +1,23 @@
+"""One customer per canonical (E.164) phone number."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Identity, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadhub.db.base import Base
+from leadhub.db.types import BigIntPK, UTCDateTime
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
+    phone_number_normalized: Mapped[str] = mapped_column(Text, unique=True)
+    full_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.now())
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.now())

@@ -1,0 +1,1 @@
+"""Channels: the intake inbox and one package per vendor."""

@@ -1,0 +1,1 @@
+"""Leads: the one intake path, what an open lead is, and (later) workflow and assignment."""

@@ -1,0 +1,60 @@
+"""The CLI as an operator runs it, as a subprocess against a database of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from leadhub.db.models import Customer, IntakeEvent, Lead
+from leadhub.db.session import make_engine, make_session_factory
+from tests.conftest import fresh_database
+
+
+def _leadhub(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LEADHUB_DATABASE_URL": url}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["leadhub", *args], env=env, capture_output=True, text=True, check=check)
+
+
+def test_upgrade_demo_inbox_and_replay(tmp_path: Path) -> None:
+    with fresh_database(tmp_path) as url:
+        assert "database at revision" in _leadhub(url, "db", "upgrade").stdout
+        demo = _leadhub(url, "demo", "--leads", "200").stdout
+        assert "200 enquiries" in demo
+        assert "already has leads" in _leadhub(url, "demo").stdout  # never loads twice
+
+        engine = make_engine(url)
+        with make_session_factory(engine)() as s:
+            customers = s.execute(select(func.count()).select_from(Customer)).scalar_one()
+            leads = s.execute(select(func.count()).select_from(Lead)).scalar_one()
+            unlinked = s.execute(select(func.count()).where(Lead.customer_id.is_(None))).scalar_one()
+            failed = s.execute(select(func.count()).where(IntakeEvent.status == "failed")).scalar_one()
+        assert 0 < customers < leads and unlinked == 0 and failed > 0
+
+        listed = json.loads(_leadhub(url, "inbox", "list", "--json").stdout)
+        assert len(listed) == failed and all(r["status"] == "failed" and r["reason"] for r in listed)
+        # masked: no listed phone shows more than its last two digits
+        assert all(sum(ch.isdigit() for ch in (r["phone"] or "")) <= 2 for r in listed)
+
+        event_id = str(listed[0]["id"])
+        replayed = _leadhub(url, "inbox", "replay", event_id, "--phone", "+91 99887 76655").stdout
+        assert "created" in replayed or "attached" in replayed
+        remaining = json.loads(_leadhub(url, "inbox", "list", "--json").stdout)
+        assert len(remaining) == failed - 1
+        engine.dispose()
+
+
+def test_errors_are_one_red_line_not_a_trace(tmp_path: Path) -> None:
+    result = _leadhub("mysql://x@localhost/y", "db", "upgrade", check=False)
+    assert result.returncode == 1
+    assert "unsupported database URL scheme" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = _leadhub(f"sqlite:///{tmp_path / 'empty.db'}", "serve", check=False)
+    assert result.returncode == 1 and "leadhub db upgrade" in result.stderr

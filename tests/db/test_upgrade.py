@@ -1,0 +1,164 @@
+"""`leadhub db upgrade` on an empty database and on adopted legacy databases, run twice."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+import leadhub.db.models  # noqa: F401
+from leadhub.db import migrate
+from leadhub.db.base import Base
+from leadhub.db.session import make_engine
+from tests.conftest import SHARED, _libpq, fresh_database, psql, requires_postgres
+
+LEGACY_TABLES = [
+    "users",
+    "branches",
+    "branch_members",
+    "sources",
+    "leads_master",
+    "leads_qualification",
+    "leads_logs",
+    "lead_sources_history",
+]
+
+
+def _fixture(url: str, *, n: int, guide_backfill: bool) -> None:
+    fixture = SHARED / "legacy" / "fixture.sql"
+    if not fixture.exists():
+        pytest.fail(f"legacy fixture not found at {fixture}; set LEADHUB_SHARED_DIR to the shared/ folder")
+    psql(url, "-v", f"n={n}", "-v", f"guide_backfill={int(guide_backfill)}", "-f", str(fixture))
+
+
+def _columns(url: str, tables: list[str]) -> dict[str, list[str]]:
+    with psycopg.connect(_libpq(url)) as conn:
+        return {
+            table: [
+                r[0]
+                for r in conn.execute(
+                    "SELECT quote_ident(column_name) FROM information_schema.columns "
+                    "WHERE table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                )
+            ]
+            for table in tables
+        }
+
+
+def _snapshot(url: str, columns: dict[str, list[str]]) -> dict[str, tuple[int, str]]:
+    """Row count and a digest of every row, over the columns the tables had before the upgrade."""
+    result = {}
+    with psycopg.connect(_libpq(url)) as conn:
+        for table, cols in columns.items():
+            row = conn.execute(
+                f"SELECT count(*), coalesce(md5(string_agg(({', '.join(cols)})::text, '|' ORDER BY {cols[0]})), '') "
+                f"FROM {table}"
+            ).fetchone()
+            assert row is not None
+            result[table] = (row[0], row[1])
+    return result
+
+
+def _assert_schema_matches_models(url: str) -> None:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        diffs = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata
+        )
+    engine.dispose()
+    assert diffs == []
+
+
+def _assert_link_is_ready(url: str) -> None:
+    with psycopg.connect(_libpq(url)) as conn:
+        fk = conn.execute(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'leads_master_customer_id_fkey'"
+        ).fetchall()
+        assert fk == [(True,)]
+        index = conn.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = 'idx_leads_master_customer_id'"
+        ).fetchall()
+        assert index == [(True,)]
+
+
+def test_upgrade_creates_everything_on_an_empty_database_and_is_safe_twice(tmp_path: Path) -> None:
+    with fresh_database(tmp_path) as url:
+        migrate.upgrade(url)
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        tables = set(inspect(engine).get_table_names())
+        engine.dispose()
+        assert {*LEGACY_TABLES, "customers", "intake_events", "source_channels"} <= tables
+        _assert_schema_matches_models(url)
+
+
+@requires_postgres
+@pytest.mark.parametrize("guide_backfill", [False, True], ids=["legacy", "legacy+guide-customers"])
+def test_upgrade_adopts_a_legacy_database_without_changing_a_row(
+    tmp_path: Path, guide_backfill: bool
+) -> None:
+    with fresh_database(tmp_path) as url:
+        _fixture(url, n=500, guide_backfill=guide_backfill)
+        columns = _columns(url, LEGACY_TABLES + (["customers"] if guide_backfill else []))
+        before = _snapshot(url, columns)
+        migrate.upgrade(url)
+        assert _snapshot(url, columns) == before
+        migrate.upgrade(url)  # a second run changes nothing either
+        assert _snapshot(url, columns) == before
+        _assert_link_is_ready(url)
+        _assert_schema_matches_models(url)
+        with psycopg.connect(_libpq(url)) as conn:
+            # the guide's customers table and link were adopted, not duplicated
+            fks = conn.execute(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = 'leads_master'::regclass AND contype = 'f' "
+                "AND conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = 'leads_master'::regclass "
+                "AND attname = 'customer_id')]"
+            ).fetchone()
+            assert fks == (1,)
+
+
+@requires_postgres
+def test_printed_sql_adopts_a_legacy_database_when_run_with_psql(tmp_path: Path) -> None:
+    with fresh_database(tmp_path) as url:
+        _fixture(url, n=200, guide_backfill=True)
+        columns = _columns(url, [*LEGACY_TABLES, "customers"])
+        before = _snapshot(url, columns)
+        script = migrate.upgrade_sql(url)
+        assert "NOT VALID" in script and "CREATE INDEX CONCURRENTLY" in script
+        assert "lock_timeout" in script
+        sql_file = tmp_path / "upgrade.sql"
+        sql_file.write_text(script)
+        psql(url, "-f", str(sql_file))
+        assert _snapshot(url, columns) == before
+        engine = make_engine(url)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        engine.dispose()
+        _assert_link_is_ready(url)
+        migrate.upgrade(url)  # the live upgrade finds nothing left to do
+
+
+def test_cli_db_sql_prints_the_upgrade(tmp_path: Path) -> None:
+    env_url = f"sqlite:///{tmp_path / 'x.db'}"
+    out = subprocess.run(
+        ["leadhub", "db", "sql"],
+        env={"LEADHUB_DATABASE_URL": env_url, "PATH": _venv_path()},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "CREATE TABLE IF NOT EXISTS customers" in out
+
+
+def _venv_path() -> str:
+    import os
+    import sys
+
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
