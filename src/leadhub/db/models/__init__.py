@@ -12,6 +12,7 @@ from leadhub.db.models.legacy import (
     Source,
     User,
 )
+from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
     "Branch",
@@ -25,5 +26,6 @@ __all__ = [
     "LeadSourceHistory",
     "Source",
     "SourceChannel",
+    "SyncCheckpoint",
     "User",
 ]
