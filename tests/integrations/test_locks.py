@@ -26,21 +26,21 @@ def test_a_killed_poller_does_not_keep_the_lock(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     script = textwrap.dedent(
         f"""
-        import os, sys
+        import sys, time
         from leadhub.db.session import make_engine
         from leadhub.integrations.locks import poller_lock
         with poller_lock(make_engine({url!r}), "knowlarity") as held:
             print(held, flush=True)
-            sys.stdin.readline()
+            time.sleep(120)
         """
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None and child.stdout.readline().strip() == "True"
-    with poller_lock(engine, "knowlarity") as while_child_holds:
-        assert not while_child_holds
-    child.kill()
-    child.wait()
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"True"
+        with poller_lock(engine, "knowlarity") as while_child_holds:
+            assert not while_child_holds
+    finally:
+        child.kill()  # SIGKILL: no cleanup code runs in the poller
+        child.communicate()
     with poller_lock(engine, "knowlarity") as after_kill:
         assert after_kill
