@@ -58,3 +58,21 @@ def test_errors_are_one_red_line_not_a_trace(tmp_path: Path) -> None:
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = _leadhub(f"sqlite:///{tmp_path / 'empty.db'}", "serve", check=False)
     assert result.returncode == 1 and "leadhub db upgrade" in result.stderr
+
+
+def test_status_reports_channel_problems_and_exits_non_zero(tmp_path: Path) -> None:
+    from leadhub.db.models import SyncCheckpoint
+
+    with fresh_database(tmp_path) as url:
+        _leadhub(url, "db", "upgrade")
+        healthy = _leadhub(url, "status", "--json")
+        assert json.loads(healthy.stdout)["problems"] == []
+        engine = make_engine(url)
+        with make_session_factory(engine)() as s:
+            s.add(SyncCheckpoint(channel="meta", scope="form-1", last_error="token expired: reconnect the page",
+                                 error_kind="token_expired"))  # fmt: skip
+            s.commit()
+        engine.dispose()
+        broken = _leadhub(url, "status", check=False)
+        assert broken.returncode == 1
+        assert "token_expired" in broken.stdout and "reconnect the page" in broken.stdout

@@ -29,9 +29,17 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="Create, adopt and upgrade the database.")
 inbox_app = typer.Typer(no_args_is_help=True, help="The intake inbox: failed and pending enquiries.")
 config_app = typer.Typer(no_args_is_help=True, help="Settings.")
+channels_app = typer.Typer(
+    no_args_is_help=True, help="Channel settings: Knowlarity numbers, Meta pages and forms."
+)
+sync_app = typer.Typer(
+    no_args_is_help=True, help="Poll the vendors: the source of truth behind the webhooks."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(config_app, name="config")
+app.add_typer(channels_app, name="channels")
+app.add_typer(sync_app, name="sync")
 
 out = Console()
 err = Console(stderr=True)
@@ -211,6 +219,31 @@ def demo(
         f"demo data: {report.branches} branches, {report.users} staff, {report.intakes} enquiries "
         f"({', '.join(f'{k} {v}' for k, v in sorted(report.outcomes.items()))})"
     )
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Channel health: each poller's last run, last success and last error; the inbox backlog."""
+    from leadhub.integrations.status import channel_status
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        report = channel_status(session)
+    engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table("channel", "scope", "last run", "last success", "problem")
+    for row in report["pollers"]:
+        problem = f"[red]{row['error_kind']}: {row['last_error']}[/red]" if row["last_error"] else "ok"
+        table.add_row(row["channel"], row["scope"], str(row["last_run_at"] or "never"),
+                      str(row["last_success_at"] or "never"), problem)  # fmt: skip
+    out.print(table)
+    inbox = report["inbox"]
+    out.print(f"inbox: {inbox['failed']} failed, {inbox['pending']} pending (see `leadhub inbox list`)")
+    if report["problems"]:
+        raise typer.Exit(1)
 
 
 @config_app.command("init")

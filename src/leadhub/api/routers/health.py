@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from leadhub.db.migrate import current_revision, head_revision
+from leadhub.integrations.status import channel_status
 
 router = APIRouter(tags=["health"])
 
@@ -32,6 +34,11 @@ def readyz(request: Request) -> JSONResponse:
         if current != head:
             ready = False
             checks["schema_message"] = "run `leadhub db upgrade`"
+        else:
+            # Channel problems (an expired token, a vendor down) need a person, but this process can
+            # still serve: report them without failing readiness.
+            with Session(engine) as session:
+                checks["channels"] = channel_status(session)["problems"]
     except Exception as error:  # any failure here means not ready
         ready = False
         checks["database"] = f"unavailable: {type(error).__name__}"
