@@ -4,6 +4,9 @@ Anchor: ../shared/bench/intake.pgb under pgbench (the least work PostgreSQL must
 find-or-create customer + insert lead statement, no inbox, no Python). leadhub: `ingest()` (inbox row,
 canonical phone, customer find-or-create with a row lock, open-lead check, lead insert, outcome) from
 worker processes, each with its own connection pool, on the same kind of random callers.
+Both run on identical starting data: a legacy fixture of --leads leads (../shared/legacy/fixture.sql)
+with the set-based customer backfill applied (../shared/bench/setbased_backfill.sql), then adopted by
+`leadhub db upgrade`, as the anchor's header asks.
 
     .venv/bin/python benchmarks/intake.py [--seconds 15] [--clients 8] [--json]
 """
@@ -29,6 +32,14 @@ from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.leads.intake import Channel, Intake, ingest
 
 FORMATS = ["+91{m}", "{m}", "91{m}", "0{m}", "+91 {a} {b}"]
+
+
+def prepare(url: str, leads: int) -> None:
+    for script, extra in (("legacy/fixture.sql", ["-v", f"n={leads}", "-v", "guide_backfill=0"]),
+                          ("bench/setbased_backfill.sql", [])):  # fmt: skip
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-f", str(SHARED / script), libpq(url)],
+                       check=True, capture_output=True)  # fmt: skip
+    migrate.upgrade(url)
 
 
 def run_anchor(url: str, seconds: int, clients: int) -> float:
@@ -82,11 +93,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with scratch_database("lh_bench_anchor") as anchor_db, scratch_database("lh_bench_intake") as lh_db:
         for url in (anchor_db, lh_db):
-            migrate.upgrade(url)
+            prepare(url, args.leads)
         anchor = run_anchor(anchor_db, args.seconds, args.clients)
         leadhub = run_leadhub(lh_db, args.seconds, args.clients)
     result = {

@@ -7,14 +7,16 @@ a webhook and a poll of the same call, five concurrent sends) finds the first ro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from leadhub.db.dialect import upsert
 from leadhub.db.models import IntakeEvent, IntakeStatus
 from leadhub.db.types import utcnow
+
+_EVENTS = cast(Table, IntakeEvent.__table__)
 
 
 def record_event(
@@ -28,8 +30,9 @@ def record_event(
     reason: str | None = None,
 ) -> int | None:
     """Insert the event and return its id, or None when (source, external_id) was already recorded."""
+    # Core statements on the table (not the ORM bulk path): this runs once per enquiry.
     return session.execute(
-        upsert(session, IntakeEvent)
+        upsert(session, _EVENTS)
         .values(
             source=source,
             external_id=external_id,
@@ -41,7 +44,7 @@ def record_event(
             received_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(IntakeEvent.id)
+        .returning(_EVENTS.c.id)
     ).scalar_one_or_none()
 
 
@@ -69,11 +72,11 @@ def finish_event(
         "lead_id": lead_id,
         "customer_id": customer_id,
         "processed_at": utcnow(),
-        "attempts": IntakeEvent.attempts + 1,
+        "attempts": _EVENTS.c.attempts + 1,
     }
     if intake is not None:
         values["intake"] = intake
-    session.execute(update(IntakeEvent).where(IntakeEvent.id == event_id).values(**values))
+    session.execute(update(_EVENTS).where(_EVENTS.c.id == event_id).values(**values))
 
 
 def list_events(

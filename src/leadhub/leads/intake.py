@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
@@ -40,6 +40,7 @@ from leadhub.leads.status import NEW, open_lead_clause
 from leadhub.phones import PhoneError, mask, parse_phone
 
 log = logging.getLogger(__name__)
+_LEADS = cast(Table, Lead.__table__)
 
 
 class Channel(StrEnum):
@@ -242,32 +243,34 @@ def _make_lead(
         lead = _open_lead(session, customer.id, intake.branch_id)
     if lead is not None:
         _attach(session, lead, intake, source_id=source_id, external_id=external_id, event_id=event_id)
-        status = IntakeOutcome.ATTACHED
+        lead_id, status = lead.id, IntakeOutcome.ATTACHED
     else:
-        lead = Lead(
-            full_name=clean_name(intake.name) or customer.full_name,
-            phone_number_normalized=parsed.e164,
-            alternate_phone_number=parsed.extra[0] if parsed.extra else None,
-            source_id=source_id,
-            external_lead_id=intake.external_id,
-            status=NEW,
-            total_attempts=0,
-            is_qualified=False,
-            is_lost=None,
-            raw_payload=intake.raw_payload,
-            branch_id=intake.branch_id,
-            customer_id=customer.id,
-            enquired_at=intake.occurred_at or now,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(lead)
-        session.flush()
+        lead_id = session.execute(
+            insert(_LEADS)
+            .values(
+                full_name=clean_name(intake.name) or customer.full_name,
+                phone_number_normalized=parsed.e164,
+                alternate_phone_number=parsed.extra[0] if parsed.extra else None,
+                source_id=source_id,
+                external_lead_id=intake.external_id,
+                status=NEW,
+                total_attempts=0,
+                is_qualified=False,
+                IS_LOST=None,
+                raw_payload=intake.raw_payload,
+                branch_id=intake.branch_id,
+                customer_id=customer.id,
+                enquired_at=intake.occurred_at or now,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(_LEADS.c.id)
+        ).scalar_one()
         status = IntakeOutcome.CREATED
     return IntakeResult(
         status=status,
         event_id=event_id,
-        lead_id=lead.id,
+        lead_id=lead_id,
         customer_id=customer.id,
         customer_created=match.created,
         phone=parsed.e164,
