@@ -273,3 +273,7 @@ def run() -> None:
         logging.getLogger("leadhub").debug("unexpected error", exc_info=True)
         err.print(f"[red]error:[/red] {type(error).__name__}: {error} (run with --verbose for details)")
         sys.exit(1)
+
+
+# Command modules register themselves on `app` and the sub-apps above.
+from leadhub.cli import migration as _migration  # noqa: E402, F401

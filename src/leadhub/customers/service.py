@@ -49,6 +49,7 @@ def find_or_create_customer_by_phone(
             full_name=name,
             city=town,
             email=mail,
+            origin="intake",
             created_at=now,
             updated_at=now,
         )

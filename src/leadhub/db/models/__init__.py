@@ -1,5 +1,12 @@
 """ORM models: the adopted legacy tables (exact names and columns) and leadhub's own."""
 
+from leadhub.db.models.backfill import (
+    BackfillCustomerAttrs,
+    BackfillCustomerKey,
+    BackfillLeadLog,
+    BackfillLog,
+    BackfillRun,
+)
 from leadhub.db.models.customers import Customer
 from leadhub.db.models.intake import IntakeEvent, IntakeStatus, SourceChannel
 from leadhub.db.models.legacy import (
@@ -15,6 +22,11 @@ from leadhub.db.models.legacy import (
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
+    "BackfillCustomerAttrs",
+    "BackfillCustomerKey",
+    "BackfillLeadLog",
+    "BackfillLog",
+    "BackfillRun",
     "Branch",
     "BranchMember",
     "Customer",

@@ -21,3 +21,7 @@ class Customer(Base):
     city: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.now())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.now())
+    # Who made the row: "intake" (live, since the switch), "backfill", or NULL (made before leadhub,
+    # e.g. by the migration guide's SQL). The backfill recomputes attributes only of rows no person or
+    # live enquiry has shaped.
+    origin: Mapped[str | None] = mapped_column(Text)

@@ -121,6 +121,8 @@ class Lead(Base):
     # Added by leadhub.
     customer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id"))
     enquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The phone string exactly as the legacy app stored it, kept when the backfill canonicalises it.
+    phone_number_legacy: Mapped[str | None] = mapped_column(Text)
 
 
 class LeadQualification(Base):

@@ -1,0 +1,1 @@
+"""Moving a legacy database to customers: backfill, repair, verify, undo."""

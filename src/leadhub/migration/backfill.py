@@ -1,0 +1,637 @@
+"""`leadhub backfill-customers`: canonicalise legacy phones, repair guide-made duplicates, link every
+lead to its customer, register legacy external ids, and set customer attributes as a replay would.
+
+Online and batched: keyset batches by primary key, one short transaction per batch, so the old app
+and live intake keep writing. Resumable: the run's phase and cursor commit with each batch, and every
+step is idempotent, so a run killed at any point continues to the same end state. Everything it
+replaces is logged (backfill_lead_log, backfill_log, leads_master.phone_number_legacy) for `--undo`.
+
+Phases: keys (canonical key of each customer whose stored phone is not canonical) -> merge (one
+customer per key, the oldest survives; invalid ones detached) -> leads (canonicalise, link, enquiry
+time, legacy external ids, attribute staging) -> attributes (earliest non-empty values) -> done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from leadhub.customers.names import clean_name, clean_text
+from leadhub.db.dialect import upsert
+from leadhub.db.models import (
+    BackfillCustomerAttrs,
+    BackfillCustomerKey,
+    BackfillLeadLog,
+    BackfillLog,
+    BackfillRun,
+    Customer,
+    IntakeEvent,
+    IntakeStatus,
+    Lead,
+    Source,
+)
+from leadhub.migration.common import (
+    CUSTOMERS,
+    LEADS,
+    Progress,
+    canonical,
+    chunks,
+    customer_references,
+    now,
+    order_key,
+    provider_time,
+    with_retries,
+)
+
+PHASES = ("keys", "merge", "leads", "attributes", "done")
+# Legacy source_type -> the inbox source live intake uses for that vendor's external ids.
+EXTERNAL_ID_SOURCES = {"knowlarity_call": "knowlarity", "meta_form": "meta"}
+
+
+@dataclass
+class BackfillReport:
+    run_id: int = 0
+    resumed: bool = False
+    leads_scanned: int = 0
+    leads_changed: int = 0
+    leads_linked: int = 0
+    leads_skipped_concurrent: int = 0
+    customers_created: int = 0
+    customers_merged: int = 0
+    customers_detached: int = 0
+    customers_rekeyed: int = 0
+    customers_attributes_set: int = 0
+    external_ids_registered: int = 0
+    batches: int = 0
+    longest_transaction_s: float = 0.0
+    unlinked_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed_anything(self) -> bool:
+        return any((self.leads_changed, self.customers_created, self.customers_merged, self.customers_detached,
+                    self.customers_rekeyed, self.customers_attributes_set, self.external_ids_registered))  # fmt: skip
+
+    def add(self, other: dict[str, Any]) -> None:
+        for key, value in other.items():
+            if key == "unlinked_by_reason":
+                for reason, n in value.items():
+                    self.unlinked_by_reason[reason] = self.unlinked_by_reason.get(reason, 0) + n
+            elif isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, key, getattr(self, key) + value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "changed_anything": self.changed_anything}
+
+
+def run_backfill(
+    engine: Engine,
+    *,
+    batch_size: int = 5000,
+    region: str = "IN",
+    progress: Progress | None = None,
+) -> BackfillReport:
+    """Run (or resume) the backfill to the end. Commits per batch; safe beside live writers."""
+    report = BackfillReport()
+    run = _start_or_resume(engine, report)
+    phase = run["phase"]
+    if phase == "keys":
+        _phase_keys(engine, report, run, batch_size, region, progress)
+        phase = _advance(engine, report, "merge")
+    if phase == "merge":
+        _phase_merge(engine, report, batch_size, progress)
+        phase = _advance(engine, report, "leads")
+    if phase == "leads":
+        _phase_leads(engine, report, run, batch_size, region, progress)
+        phase = _advance(engine, report, "attributes")
+    if phase == "attributes":
+        _phase_attributes(engine, report, run, batch_size, progress)
+        _advance(engine, report, "done")
+    return report
+
+
+def _start_or_resume(engine: Engine, report: BackfillReport) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
+        run = session.execute(
+            select(BackfillRun)
+            .where(BackfillRun.status == "running")
+            .order_by(BackfillRun.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if run is None:
+            run = BackfillRun(status="running", phase="keys", cursor=None, stats={}, started_at=now())
+            session.add(run)
+            session.flush()
+        else:
+            report.resumed = True
+        report.run_id = run.id
+        return {"id": run.id, "phase": run.phase, "cursor": run.cursor}
+
+    return with_retries(engine, work)[0]
+
+
+def _advance(engine: Engine, report: BackfillReport, phase: str) -> str:
+    def work(session: Session) -> None:
+        values: dict[str, Any] = {"phase": phase, "cursor": None}
+        if phase == "done":
+            values |= {"status": "finished", "finished_at": now(), "stats": report.to_json()}
+            session.execute(delete(BackfillCustomerAttrs))
+        session.execute(update(BackfillRun).where(BackfillRun.id == report.run_id).values(**values))
+
+    with_retries(engine, work)
+    return phase
+
+
+def _save_cursor(session: Session, run_id: int, cursor: int) -> None:
+    session.execute(update(BackfillRun).where(BackfillRun.id == run_id).values(cursor=str(cursor)))
+
+
+def _note(report: BackfillReport, seconds: float) -> None:
+    report.batches += 1
+    report.longest_transaction_s = max(report.longest_transaction_s, seconds)
+
+
+def _count(engine: Engine, *query: Any) -> int:
+    with Session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(*query)).scalar_one())
+
+
+# --- keys: which customers are stored under a non-canonical phone ------------------------------------
+
+
+def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
+                progress: Progress | None) -> None:  # fmt: skip
+    after = int(run["cursor"] or 0) if run["phase"] == "keys" else 0
+    total, done = _count(engine, Customer), 0
+    while True:
+
+        def work(session: Session, after: int = after) -> tuple[int, int] | None:
+            rows = session.execute(
+                select(Customer.id, Customer.phone_number_normalized)
+                .where(Customer.id > after).order_by(Customer.id).limit(batch)
+            ).all()  # fmt: skip
+            if not rows:
+                return None
+            staged = []
+            for customer_id, phone in rows:
+                e164, reason = canonical(phone, region)
+                if e164 != phone:
+                    staged.append({"customer_id": customer_id, "e164": e164, "reason": reason})
+            if staged:
+                session.execute(
+                    upsert(session, _t(BackfillCustomerKey)).on_conflict_do_nothing(
+                        index_elements=["customer_id"]
+                    ),
+                    staged,
+                )
+            _save_cursor(session, report.run_id, rows[-1][0])
+            return int(rows[-1][0]), len(rows)
+
+        result, seconds = with_retries(engine, work)
+        if result is None:
+            return
+        _note(report, seconds)
+        after, n = result
+        done += n
+        if progress:
+            progress("keys", done, total)
+
+
+# --- merge: one customer per canonical phone; invalid ones detached ----------------------------------
+
+
+def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: Progress | None) -> None:
+    total, done = _count(engine, BackfillCustomerKey), 0
+    groups_per_tx = max(1, batch // 20)
+    while True:
+
+        def work(session: Session) -> int:
+            keys = list(
+                session.execute(
+                    select(BackfillCustomerKey.e164).where(BackfillCustomerKey.e164.is_not(None))
+                    .group_by(BackfillCustomerKey.e164).order_by(BackfillCustomerKey.e164).limit(groups_per_tx)
+                ).scalars()
+            )  # fmt: skip
+            handled = 0
+            for e164 in keys:
+                assert e164 is not None
+                handled += _merge_group(session, report, e164)
+            if not keys:
+                ids = list(
+                    session.execute(
+                        select(BackfillCustomerKey.customer_id).where(BackfillCustomerKey.e164.is_(None))
+                        .order_by(BackfillCustomerKey.customer_id).limit(groups_per_tx)
+                    ).scalars()
+                )  # fmt: skip
+                for customer_id in ids:
+                    _detach(session, report, customer_id)
+                handled = len(ids)
+            return handled
+
+        handled, seconds = with_retries(engine, work)
+        if handled == 0:
+            return
+        _note(report, seconds)
+        done += handled
+        if progress:
+            progress("merge", done, total)
+
+
+def _customer_row(session: Session, customer_id: int) -> dict[str, Any]:
+    row = session.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)).mappings().one()
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+def _log(
+    session: Session, report: BackfillReport, kind: str, table_name: str, row_id: int, before: Any
+) -> None:
+    session.add(
+        BackfillLog(run_id=report.run_id, kind=kind, table_name=table_name, row_id=row_id, before=before)
+    )
+
+
+def _move_references(
+    session: Session, report: BackfillReport, old_ids: list[int], new_id: int | None
+) -> None:
+    """Point every reference to `old_ids` at `new_id` (None: detach), logging what it replaces."""
+    session.execute(
+        upsert(session, _t(BackfillLeadLog))
+        .from_select(
+            ["lead_id", "run_id", "old_customer_id"],
+            select(Lead.id, literal(report.run_id, BigInteger), Lead.customer_id).where(Lead.customer_id.in_(old_ids)),
+        )
+        .on_conflict_do_nothing(index_elements=["lead_id"])
+    )  # fmt: skip
+    session.execute(update(LEADS).where(LEADS.c.customer_id.in_(old_ids)).values(customer_id=new_id))
+    for tbl, column in customer_references():
+        col = tbl.c[column]
+        pk = next(iter(tbl.primary_key.columns))
+        for row_id, old in session.execute(select(pk, col).where(col.in_(old_ids))).all():
+            _log(session, report, "reference", tbl.name, row_id, {"column": column, "value": old})
+        session.execute(update(tbl).where(col.in_(old_ids)).values({column: new_id}))
+
+
+def _merge_group(session: Session, report: BackfillReport, e164: str) -> int:
+    staged = list(
+        session.execute(
+            select(BackfillCustomerKey.customer_id).where(BackfillCustomerKey.e164 == e164)
+        ).scalars()
+    )
+    holder = session.execute(
+        select(Customer.id).where(Customer.phone_number_normalized == e164)
+    ).scalar_one_or_none()
+    ids = sorted({*staged, *([holder] if holder is not None else [])})
+    rows = session.execute(
+        select(Customer.id, Customer.created_at)
+        .where(Customer.id.in_(ids))
+        .order_by(Customer.id)
+        .with_for_update()
+    ).all()
+    if rows:
+        survivor = min(rows, key=lambda r: (r.created_at is None, r.created_at or 0, r.id)).id
+        others = [r.id for r in rows if r.id != survivor]
+        if survivor != holder:
+            _log(session, report, "customer_before", "customers", survivor, _customer_row(session, survivor))
+        for other in others:
+            _log(session, report, "customer_merged", "customers", other, _customer_row(session, other))
+        if others:
+            _move_references(session, report, others, survivor)
+            session.execute(delete(CUSTOMERS).where(CUSTOMERS.c.id.in_(others)))
+            report.customers_merged += len(others)
+        if survivor != holder:
+            session.execute(
+                update(CUSTOMERS).where(CUSTOMERS.c.id == survivor).values(phone_number_normalized=e164)
+            )
+            report.customers_rekeyed += 1
+    session.execute(delete(BackfillCustomerKey).where(BackfillCustomerKey.e164 == e164))
+    return len(staged)
+
+
+def _detach(session: Session, report: BackfillReport, customer_id: int) -> None:
+    exists = session.execute(
+        select(Customer.id).where(Customer.id == customer_id).with_for_update()
+    ).scalar_one_or_none()
+    if exists is not None:
+        _log(
+            session,
+            report,
+            "customer_detached",
+            "customers",
+            customer_id,
+            _customer_row(session, customer_id),
+        )
+        _move_references(session, report, [customer_id], None)
+        session.execute(delete(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
+        report.customers_detached += 1
+    session.execute(delete(BackfillCustomerKey).where(BackfillCustomerKey.customer_id == customer_id))
+
+
+# --- leads: canonicalise, link, enquiry time, legacy external ids, attribute staging -----------------
+
+
+def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
+                 progress: Progress | None) -> None:  # fmt: skip
+    after = int(run["cursor"] or 0) if run["phase"] == "leads" else 0
+    total, done = _count(engine, Lead), 0
+    with Session(engine) as session:
+        channels = {
+            sid: EXTERNAL_ID_SOURCES[stype]
+            for sid, stype in session.execute(select(Source.id, Source.source_type)).all()
+            if stype in EXTERNAL_ID_SOURCES
+        }
+    while True:
+
+        def work(session: Session, after: int = after) -> tuple[int, int, dict[str, Any]] | None:
+            return _leads_batch(session, report.run_id, after, batch, region, channels)
+
+        result, seconds = with_retries(engine, work)
+        if result is None:
+            return
+        _note(report, seconds)
+        after, n, stats = result
+        report.add(stats)
+        done += n
+        if progress:
+            progress("leads", done, total)
+
+
+def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: str,
+                 channels: dict[int, str]) -> tuple[int, int, dict[str, Any]] | None:  # fmt: skip
+    rows = session.execute(
+        select(
+            Lead.id, Lead.phone_number_normalized, Lead.phone_number_legacy, Lead.customer_id, Lead.full_name,
+            Lead.raw_customer_location, Lead.raw_payload["start_time"].as_string(),
+            Lead.raw_payload["created_time"].as_string(), Lead.created_at, Lead.enquired_at, Lead.source_id,
+            Lead.external_lead_id,
+        ).where(Lead.id > after).order_by(Lead.id).limit(batch)
+    ).all()  # fmt: skip
+    if not rows:
+        return None
+    stats: dict[str, Any] = {"leads_scanned": len(rows), "unlinked_by_reason": {}}
+    keys: dict[int, tuple[str | None, str | None]] = {}
+    for row in rows:
+        keys[row.id] = canonical(row.phone_number_legacy if row.phone_number_legacy is not None
+                                 else row.phone_number_normalized, region)  # fmt: skip
+    phones = sorted({e164 for e164, _ in keys.values() if e164})
+    stamp = now()
+    created = 0
+    if phones:
+        # executemany: SQLAlchemy sends these as batched multi-row INSERTs with one cached statement.
+        created = len(session.execute(
+            upsert(session, CUSTOMERS)
+            .on_conflict_do_nothing(index_elements=["phone_number_normalized"])
+            .returning(CUSTOMERS.c.id),
+            [{"phone_number_normalized": p, "origin": "backfill", "created_at": stamp, "updated_at": stamp}
+             for p in phones],
+        ).all())  # fmt: skip
+    stats["customers_created"] = created
+    customer_of: dict[str, int] = {}
+    for chunk in chunks(phones, 1000):
+        customer_of.update(session.execute(
+            select(Customer.phone_number_normalized, Customer.id).where(Customer.phone_number_normalized.in_(chunk))
+        ).all())  # fmt: skip
+
+    changes: list[dict[str, Any]] = []
+    logs: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    attrs: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        e164, reason = keys[row.id]
+        raw = row.phone_number_legacy if row.phone_number_legacy is not None else row.phone_number_normalized
+        enquired = (
+            row.enquired_at
+            or provider_time({"start_time": row[6], "created_time": row[7]})
+            or row.created_at
+            or stamp
+        )
+        customer_id = customer_of[e164] if e164 else None
+        phone = e164 if e164 else raw
+        if e164 is None:
+            key = reason or "empty"
+            stats["unlinked_by_reason"][key] = stats["unlinked_by_reason"].get(key, 0) + 1
+        if (row.phone_number_normalized, row.customer_id, row.enquired_at) != (phone, customer_id, enquired):
+            changes.append({"b_id": row.id, "b_old": row.phone_number_normalized, "phone_number_normalized": phone,
+                            "phone_number_legacy": raw, "customer_id": customer_id, "enquired_at": enquired})  # fmt: skip
+            # Undo restores a logged link; a lead with no phone at all is logged too, because
+            # phone_number_legacy (NULL) cannot mark it as touched.
+            if row.customer_id is not None or raw is None:
+                logs.append({"lead_id": row.id, "run_id": run_id, "old_customer_id": row.customer_id})
+        if customer_id is not None:
+            _stage_attributes(attrs, customer_id, row.id, enquired, row.full_name, row.raw_customer_location)
+            if row.external_lead_id and row.source_id in channels:
+                events.append({"source": channels[row.source_id], "external_id": row.external_lead_id,
+                               "status": IntakeStatus.PROCESSED.value, "outcome": "legacy", "lead_id": row.id,
+                               "customer_id": customer_id, "attempts": 0, "received_at": row.created_at or stamp,
+                               "processed_at": stamp})  # fmt: skip
+    if logs:
+        session.execute(
+            upsert(session, _t(BackfillLeadLog)).on_conflict_do_nothing(index_elements=["lead_id"]), logs
+        )
+    if changes:
+        result = session.execute(
+            update(LEADS)
+            .where(LEADS.c.id == _bind("b_id"), LEADS.c.phone_number_normalized.is_not_distinct_from(_bind("b_old")))
+            .values(phone_number_normalized=_bind("phone_number_normalized"),
+                    phone_number_legacy=_bind("phone_number_legacy"), customer_id=_bind("customer_id"),
+                    enquired_at=_bind("enquired_at")),
+            changes,
+            execution_options={"synchronize_session": False},
+        )  # fmt: skip
+        updated = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(changes)  # type: ignore[attr-defined]
+        stats["leads_changed"] = updated
+        stats["leads_skipped_concurrent"] = len(changes) - updated
+        stats["leads_linked"] = sum(1 for c in changes if c["customer_id"] is not None)
+    if events:
+        stats["external_ids_registered"] = len(session.execute(
+            upsert(session, _t(IntakeEvent))
+            .on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(_t(IntakeEvent).c.id),
+            events,
+        ).all())  # fmt: skip
+    _flush_attributes(session, attrs)
+    _save_cursor(session, run_id, rows[-1].id)
+    return int(rows[-1].id), len(rows), stats
+
+
+def _t(model: Any) -> Table:
+    """The model's table: bulk statements go through Core, not the (much slower) ORM bulk path."""
+    return cast(Table, model.__table__)
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name)
+
+
+def _stage_attributes(attrs: dict[int, dict[str, Any]], customer_id: int, lead_id: int, at: Any,
+                      name: str | None, city: str | None) -> None:  # fmt: skip
+    key = order_key(at, lead_id)
+    current = attrs.setdefault(customer_id, {"customer_id": customer_id, "first_key": key, "first_at": at,
+                                             "full_name": None, "name_key": None, "city": None, "city_key": None})  # fmt: skip
+    if key < current["first_key"]:
+        current["first_key"], current["first_at"] = key, at
+    tidy_name, tidy_city = clean_name(name), clean_text(city)
+    if tidy_name and (current["name_key"] is None or key < current["name_key"]):
+        current["full_name"], current["name_key"] = tidy_name, key
+    if tidy_city and (current["city_key"] is None or key < current["city_key"]):
+        current["city"], current["city_key"] = tidy_city, key
+
+
+def _flush_attributes(session: Session, attrs: dict[int, dict[str, Any]]) -> None:
+    """Merge this batch's earliest values into the staging table, keeping the earlier of the two."""
+    if not attrs:
+        return
+    t = _t(BackfillCustomerAttrs)
+    stmt = upsert(session, t)
+    new = stmt.excluded
+
+    def earlier(key: str) -> Any:
+        return and_(new[key].is_not(None), or_(t.c[key].is_(None), new[key] < t.c[key]))
+
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                "first_at": case((new.first_key < t.c.first_key, new.first_at), else_=t.c.first_at),
+                "first_key": case((new.first_key < t.c.first_key, new.first_key), else_=t.c.first_key),
+                "full_name": case((earlier("name_key"), new.full_name), else_=t.c.full_name),
+                "name_key": case((earlier("name_key"), new.name_key), else_=t.c.name_key),
+                "city": case((earlier("city_key"), new.city), else_=t.c.city),
+                "city_key": case((earlier("city_key"), new.city_key), else_=t.c.city_key),
+            },
+        ),
+        list(attrs.values()),
+    )
+
+
+# --- attributes: what replaying the leads oldest first through live intake would give ---------------
+
+
+def _phase_attributes(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int,
+                      progress: Progress | None) -> None:  # fmt: skip
+    after = int(run["cursor"] or 0) if run["phase"] == "attributes" else 0
+    total, done = _count(engine, BackfillCustomerAttrs), 0
+    while True:
+
+        def work(session: Session, after: int = after) -> tuple[int, int] | None:
+            staged = session.execute(
+                select(BackfillCustomerAttrs).where(BackfillCustomerAttrs.customer_id > after)
+                .order_by(BackfillCustomerAttrs.customer_id).limit(batch)
+            ).scalars().all()  # fmt: skip
+            if not staged:
+                return None
+            current = {
+                c.id: c for c in session.execute(
+                    select(Customer).where(Customer.id.in_([s.customer_id for s in staged])).with_for_update()
+                ).scalars()
+            }  # fmt: skip
+            logged = set(session.execute(
+                select(BackfillLog.row_id).where(BackfillLog.kind == "customer_before", BackfillLog.table_name == "customers",
+                                                 BackfillLog.row_id.in_(list(current)))
+            ).scalars())  # fmt: skip
+            updates = []
+            for s in staged:
+                customer = current.get(s.customer_id)
+                wanted = _wanted_attributes(customer, s) if customer is not None else None
+                if customer is None or wanted is None:
+                    continue
+                if customer.origin is None and customer.id not in logged:
+                    _log(
+                        session,
+                        report,
+                        "customer_before",
+                        "customers",
+                        customer.id,
+                        _customer_row(session, customer.id),
+                    )
+                updates.append({"b_id": customer.id, **wanted, "updated_at": now()})
+            if updates:
+                session.execute(
+                    update(CUSTOMERS).where(CUSTOMERS.c.id == _bind("b_id"))
+                    .values({k: _bind(k) for k in ("full_name", "city", "created_at", "updated_at")}),
+                    updates, execution_options={"synchronize_session": False},
+                )  # fmt: skip
+            changed = len(updates)
+            report.customers_attributes_set += changed
+            _save_cursor(session, report.run_id, staged[-1].customer_id)
+            return staged[-1].customer_id, len(staged)
+
+        result, seconds = with_retries(engine, work)
+        if result is None:
+            return
+        _note(report, seconds)
+        after, n = result
+        done += n
+        if progress:
+            progress("attributes", done, total)
+
+
+def _wanted_attributes(customer: Customer, staged: BackfillCustomerAttrs) -> dict[str, Any] | None:
+    """The values replay would give, or None when the customer already has them."""
+    if customer.origin == "intake":
+        # Shaped by a live enquiry or a person since the switch: fill what is missing, never overwrite.
+        wanted = {
+            "full_name": customer.full_name
+            if clean_name(customer.full_name)
+            else staged.full_name or customer.full_name,
+            "city": customer.city if clean_text(customer.city) else staged.city or customer.city,
+            "created_at": customer.created_at,
+        }
+    else:  # made by the backfill or by the guide's SQL: a rule chose these values, so recompute them
+        wanted = {"full_name": staged.full_name, "city": staged.city, "created_at": staged.first_at}
+    if all(getattr(customer, k) == v for k, v in wanted.items()):
+        return None
+    return wanted
+
+
+def plan_backfill(engine: Engine, *, region: str = "IN", batch: int = 10000) -> dict[str, Any]:
+    """`--dry-run`: what a run would change, read-only (no locks, no writes)."""
+    plan: dict[str, Any] = {"customers_to_rekey_or_merge": 0, "customers_to_detach": 0, "leads_to_change": 0,
+                            "leads_to_link": 0, "unlinked_by_reason": {}}  # fmt: skip
+    with Session(engine) as session:
+        after = 0
+        while rows := session.execute(select(Customer.id, Customer.phone_number_normalized)
+                                      .where(Customer.id > after).order_by(Customer.id).limit(batch)).all():  # fmt: skip
+            for _, phone in rows:
+                e164, _reason = canonical(phone, region)
+                if e164 is None:
+                    plan["customers_to_detach"] += 1
+                elif e164 != phone:
+                    plan["customers_to_rekey_or_merge"] += 1
+            after = rows[-1][0]
+        after = 0
+        while lead_rows := session.execute(
+            select(Lead.id, Lead.phone_number_normalized, Lead.phone_number_legacy, Lead.customer_id, Lead.enquired_at)
+            .where(Lead.id > after).order_by(Lead.id).limit(batch)
+        ).all():  # fmt: skip
+            for row in lead_rows:
+                raw = (
+                    row.phone_number_legacy
+                    if row.phone_number_legacy is not None
+                    else row.phone_number_normalized
+                )
+                e164, reason = canonical(raw, region)
+                if e164 is None:
+                    key = reason or "empty"
+                    plan["unlinked_by_reason"][key] = plan["unlinked_by_reason"].get(key, 0) + 1
+                if e164 is not None and row.customer_id is None:
+                    plan["leads_to_link"] += 1
+                if (
+                    e164 is not None and (row.phone_number_normalized != e164 or row.customer_id is None)
+                ) or row.enquired_at is None:
+                    plan["leads_to_change"] += 1
+            after = lead_rows[-1][0]
+    return plan

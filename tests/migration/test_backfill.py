@@ -1,0 +1,194 @@
+"""The backfill on hand-written legacy rows, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadhub.db.models import BackfillLog, Branch, Customer, IntakeEvent, Lead
+from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from leadhub.migration.backfill import plan_backfill, run_backfill
+from leadhub.migration.undo import undo_backfill
+from leadhub.migration.verify import unlinked_leads, verify
+from tests.migration.legacy_rows import ROWS, T0, guide_backfill, insert_legacy
+
+ASHA, RAVI = "+919876543210", "+919123456789"
+
+
+def _customers(factory: sessionmaker[Session]) -> dict[str, Customer]:
+    with factory() as s:
+        return {c.phone_number_normalized: c for c in s.execute(select(Customer)).scalars()}
+
+
+def _leads(factory: sessionmaker[Session]) -> list[Lead]:
+    with factory() as s:
+        return list(s.execute(select(Lead).order_by(Lead.id)).scalars())
+
+
+@pytest.mark.parametrize("guide", [False, True], ids=["no-customers-yet", "guide-backfilled"])
+def test_one_customer_per_canonical_phone_and_every_valid_lead_linked(
+    engine: Engine, factory: sessionmaker[Session], guide: bool
+) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        if guide:
+            guide_backfill(s)
+    report = run_backfill(engine, batch_size=4)  # tiny batches: many transactions, keyset boundaries
+    customers = _customers(factory)
+    assert set(customers) == {ASHA, RAVI, "+912223456789", "+442083661177"}
+    leads = _leads(factory)
+    for lead, (raw, *_rest) in zip(leads, ROWS, strict=True):
+        assert lead.phone_number_legacy == raw  # the legacy string, verbatim
+    linked = [lead for lead in leads if lead.customer_id is not None]
+    assert len(linked) == 9
+    for lead in linked:
+        assert lead.phone_number_normalized in customers
+        assert customers[lead.phone_number_normalized].id == lead.customer_id
+    assert report.unlinked_by_reason == {"too_short": 1, "empty": 2, "not_valid": 1}
+    assert leads[5].phone_number_normalized == RAVI  # two-in-one: the first is the key
+    if guide:
+        assert report.customers_merged == 4 + 1  # 5 strings for Asha, 2 for Ravi -> 1 each
+        assert report.customers_detached == 2  # '98765', '98765432101'
+    assert verify(engine).ok
+
+
+@pytest.mark.parametrize("guide", [False, True], ids=["no-customers-yet", "guide-backfilled"])
+def test_customer_attributes_equal_replaying_the_leads_oldest_first(
+    engine: Engine, factory: sessionmaker[Session], guide: bool
+) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        if guide:
+            guide_backfill(s)
+    run_backfill(engine)
+    asha = _customers(factory)[ASHA]
+    assert asha.full_name == "Asha Patel"  # the placeholder on the earliest lead never counts
+    assert asha.city == "Pune"
+    # the provider's call time, not the sync time, and the earliest lead's
+    assert asha.created_at == datetime(2024, 2, 28, 4, 30, tzinfo=UTC)
+    ravi = _customers(factory)[RAVI]
+    assert ravi.full_name == "Ravi Kumar" and ravi.created_at == datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
+    leads = _leads(factory)
+    assert leads[1].enquired_at == T0.replace(minute=10)  # no provider time: created_at
+
+
+def test_a_live_customer_is_reused_and_never_overwritten(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        live = ingest(s, Intake(source=Channel.WALK_IN, phone="9876543210", name="Asha Live"))
+        s.commit()
+    run_backfill(engine)
+    asha = _customers(factory)[ASHA]
+    assert asha.id == live.customer_id and asha.full_name == "Asha Live"
+    with factory() as s:
+        assert s.execute(select(func.count()).where(Lead.customer_id == asha.id)).scalar_one() == 6
+    assert verify(engine).ok
+
+
+def test_a_second_run_changes_nothing_and_says_so(engine: Engine, factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        guide_backfill(s)
+    assert run_backfill(engine).changed_anything
+    before = [
+        (lead.id, lead.phone_number_normalized, lead.customer_id, lead.enquired_at)
+        for lead in _leads(factory)
+    ]
+    again = run_backfill(engine)
+    assert not again.changed_anything and again.leads_changed == 0
+    assert [
+        (lead.id, lead.phone_number_normalized, lead.customer_id, lead.enquired_at)
+        for lead in _leads(factory)
+    ] == before
+
+
+def test_legacy_external_ids_are_not_imported_again(engine: Engine, factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        insert_legacy(s)
+    run_backfill(engine)
+    first_lead = _leads(factory)[0].id
+    with factory() as s:
+        again = ingest(s, Intake(source=Channel.KNOWLARITY, phone="9876543210", external_id="call-0"))
+        assert again.status is IntakeOutcome.DUPLICATE
+        assert again.lead_id == first_lead
+        assert s.execute(select(func.count()).select_from(Lead)).scalar_one() == len(ROWS)
+
+
+def test_dry_run_reports_without_writing(engine: Engine, factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        guide_backfill(s)
+    plan = plan_backfill(engine)
+    assert plan["customers_to_detach"] == 2 and plan["leads_to_change"] == len(ROWS)
+    assert plan["unlinked_by_reason"] == {"too_short": 1, "empty": 2, "not_valid": 1}
+    with factory() as s:
+        assert s.execute(select(func.count()).where(Lead.phone_number_legacy.is_not(None))).scalar_one() == 0
+
+
+def test_report_invalid_lists_each_unlinked_lead(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with factory() as s:
+        ids = insert_legacy(s)
+    run_backfill(engine)
+    path = tmp_path / "invalid.csv"
+    reasons = unlinked_leads(engine, report_file=path)
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert reasons == {"too_short": 1, "empty": 2, "not_valid": 1}
+    assert [(int(r["lead_id"]), r["value"], r["reason"]) for r in rows] == [
+        (ids[9], "98765", "too_short"), (ids[10], "", "empty"), (ids[11], "", "empty"), (ids[12], "98765432101", "not_valid"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("guide", [False, True], ids=["no-customers-yet", "guide-backfilled"])
+def test_undo_restores_every_row(engine: Engine, factory: sessionmaker[Session], guide: bool) -> None:
+    with factory() as s:
+        insert_legacy(s)
+        if guide:
+            guide_backfill(s)
+
+    def snapshot() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with factory() as s:
+            leads = [tuple(r) for r in s.execute(select(Lead.__table__).order_by(Lead.id)).all()]
+            customers = [tuple(r) for r in s.execute(select(Customer.__table__).order_by(Customer.id)).all()]
+            return leads, customers
+
+    before = snapshot()
+    run_backfill(engine, batch_size=5)
+    assert snapshot() != before
+    report = undo_backfill(engine, batch_size=3)
+    after = snapshot()
+    assert after[1] == before[1]
+    assert after[0] == before[0]
+    assert report.kept_for_live_intake == []
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(IntakeEvent)).scalar_one() == 0
+        assert s.execute(select(func.count()).select_from(BackfillLog)).scalar_one() == 0
+
+
+def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        insert_legacy(s)
+    run_backfill(engine)
+    with factory() as s:
+        branch = Branch(name="Pune")
+        s.add(branch)
+        s.flush()
+        live = ingest(s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch.id))
+        s.commit()
+    assert live.status is IntakeOutcome.CREATED
+    report = undo_backfill(engine)
+    assert report.kept_for_live_intake == [live.customer_id]
+    with factory() as s:
+        lead = s.get(Lead, live.lead_id)
+        assert (
+            lead is not None and lead.customer_id == live.customer_id and lead.phone_number_normalized == RAVI
+        )
