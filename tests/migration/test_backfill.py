@@ -182,7 +182,9 @@ def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: s
         branch = Branch(name="Pune")
         s.add(branch)
         s.flush()
-        live = ingest(s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch.id))
+        live = ingest(
+            s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch.id)
+        )
         s.commit()
     assert live.status is IntakeOutcome.CREATED
     report = undo_backfill(engine)

@@ -11,7 +11,9 @@ from leadhub.customers.names import clean_email, clean_name, clean_text
 from leadhub.db.dialect import upsert
 from leadhub.db.models import Customer
 from leadhub.db.types import utcnow
-from leadhub.phones import parse_phone
+from leadhub.phones import mask, parse_phone
+
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ def find_or_create_customer_by_phone(
     phone = parse_phone(raw_phone, region).e164
     name, town, mail = clean_name(full_name), clean_text(city), clean_email(email)
     now = utcnow()
-    inserted = session.execute(
+    insert_customer = (
         upsert(session, Customer)
         .values(
             phone_number_normalized=phone,
@@ -55,13 +57,22 @@ def find_or_create_customer_by_phone(
         )
         .on_conflict_do_nothing(index_elements=["phone_number_normalized"])
         .returning(Customer.id)
-    ).scalar_one_or_none()
-    customer = session.execute(
+    )
+    find_customer = (
         select(Customer)
         .where(Customer.phone_number_normalized == phone)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one()
+    )
+    for _ in range(_ATTEMPTS):
+        inserted = session.execute(insert_customer).scalar_one_or_none()
+        customer = session.execute(find_customer).scalar_one_or_none()
+        if customer is not None:
+            break
+        # Under READ COMMITTED the row we conflicted with can vanish before we lock it (a concurrent
+        # merge deleted it and gave its phone to another row we could not yet see): look again.
+    else:
+        raise RuntimeError(f"customer for {mask(phone)} kept moving; gave up after {_ATTEMPTS} attempts")
     if inserted is None:
         _fill_missing(customer, full_name=name, city=town, email=mail)
     return CustomerMatch(phone=phone, customer=customer, created=inserted is not None)
