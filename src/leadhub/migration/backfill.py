@@ -20,13 +20,10 @@ from sqlalchemy import (
     BigInteger,
     Engine,
     Table,
-    and_,
     bindparam,
-    case,
     delete,
     func,
     literal,
-    or_,
     select,
     update,
 )
@@ -41,17 +38,16 @@ from leadhub.db.models import (
     BackfillLog,
     BackfillRun,
     Customer,
-    IntakeEvent,
     IntakeStatus,
     Lead,
     Source,
 )
+from leadhub.migration import bulk
 from leadhub.migration.common import (
     CUSTOMERS,
     LEADS,
     Progress,
     canonical,
-    chunks,
     customer_references,
     now,
     order_key,
@@ -389,22 +385,8 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
                                  else row.phone_number_normalized, region)  # fmt: skip
     phones = sorted({e164 for e164, _ in keys.values() if e164})
     stamp = now()
-    created = 0
-    if phones:
-        # executemany: SQLAlchemy sends these as batched multi-row INSERTs with one cached statement.
-        created = len(session.execute(
-            upsert(session, CUSTOMERS)
-            .on_conflict_do_nothing(index_elements=["phone_number_normalized"])
-            .returning(CUSTOMERS.c.id),
-            [{"phone_number_normalized": p, "origin": "backfill", "created_at": stamp, "updated_at": stamp}
-             for p in phones],
-        ).all())  # fmt: skip
-    stats["customers_created"] = created
-    customer_of: dict[str, int] = {}
-    for chunk in chunks(phones, 1000):
-        customer_of.update(session.execute(
-            select(Customer.phone_number_normalized, Customer.id).where(Customer.phone_number_normalized.in_(chunk))
-        ).all())  # fmt: skip
+    stats["customers_created"] = bulk.insert_customers(session, phones, stamp)
+    customer_of = bulk.customer_ids(session, phones)
 
     changes: list[dict[str, Any]] = []
     logs: list[dict[str, Any]] = []
@@ -438,31 +420,13 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
                                "status": IntakeStatus.PROCESSED.value, "outcome": "legacy", "lead_id": row.id,
                                "customer_id": customer_id, "attempts": 0, "received_at": row.created_at or stamp,
                                "processed_at": stamp})  # fmt: skip
-    if logs:
-        session.execute(
-            upsert(session, _t(BackfillLeadLog)).on_conflict_do_nothing(index_elements=["lead_id"]), logs
-        )
-    if changes:
-        result = session.execute(
-            update(LEADS)
-            .where(LEADS.c.id == _bind("b_id"), LEADS.c.phone_number_normalized.is_not_distinct_from(_bind("b_old")))
-            .values(phone_number_normalized=_bind("phone_number_normalized"),
-                    phone_number_legacy=_bind("phone_number_legacy"), customer_id=_bind("customer_id"),
-                    enquired_at=_bind("enquired_at")),
-            changes,
-            execution_options={"synchronize_session": False},
-        )  # fmt: skip
-        updated = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(changes)  # type: ignore[attr-defined]
-        stats["leads_changed"] = updated
-        stats["leads_skipped_concurrent"] = len(changes) - updated
-        stats["leads_linked"] = sum(1 for c in changes if c["customer_id"] is not None)
-    if events:
-        stats["external_ids_registered"] = len(session.execute(
-            upsert(session, _t(IntakeEvent))
-            .on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(_t(IntakeEvent).c.id),
-            events,
-        ).all())  # fmt: skip
-    _flush_attributes(session, attrs)
+    bulk.insert_lead_logs(session, logs)
+    updated = bulk.update_leads(session, changes)
+    stats["leads_changed"] = updated
+    stats["leads_skipped_concurrent"] = len(changes) - updated
+    stats["leads_linked"] = sum(1 for c in changes if c["customer_id"] is not None)
+    stats["external_ids_registered"] = bulk.insert_events(session, events)
+    bulk.merge_attributes(session, list(attrs.values()))
     _save_cursor(session, run_id, rows[-1].id)
     return int(rows[-1].id), len(rows), stats
 
@@ -488,33 +452,6 @@ def _stage_attributes(attrs: dict[int, dict[str, Any]], customer_id: int, lead_i
         current["full_name"], current["name_key"] = tidy_name, key
     if tidy_city and (current["city_key"] is None or key < current["city_key"]):
         current["city"], current["city_key"] = tidy_city, key
-
-
-def _flush_attributes(session: Session, attrs: dict[int, dict[str, Any]]) -> None:
-    """Merge this batch's earliest values into the staging table, keeping the earlier of the two."""
-    if not attrs:
-        return
-    t = _t(BackfillCustomerAttrs)
-    stmt = upsert(session, t)
-    new = stmt.excluded
-
-    def earlier(key: str) -> Any:
-        return and_(new[key].is_not(None), or_(t.c[key].is_(None), new[key] < t.c[key]))
-
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={
-                "first_at": case((new.first_key < t.c.first_key, new.first_at), else_=t.c.first_at),
-                "first_key": case((new.first_key < t.c.first_key, new.first_key), else_=t.c.first_key),
-                "full_name": case((earlier("name_key"), new.full_name), else_=t.c.full_name),
-                "name_key": case((earlier("name_key"), new.name_key), else_=t.c.name_key),
-                "city": case((earlier("city_key"), new.city), else_=t.c.city),
-                "city_key": case((earlier("city_key"), new.city_key), else_=t.c.city_key),
-            },
-        ),
-        list(attrs.values()),
-    )
 
 
 # --- attributes: what replaying the leads oldest first through live intake would give ---------------

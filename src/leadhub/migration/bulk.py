@@ -1,0 +1,180 @@
+"""Set-based writes for one backfill batch.
+
+PostgreSQL gets one statement per kind of write, its rows passed as arrays and expanded with
+unnest(): a few small statements per batch instead of thousands of parameters to compile and parse.
+SQLite (small sites) gets executemany of the same statements through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, case, or_, text, update
+from sqlalchemy.orm import Session
+
+from leadhub.db.dialect import dialect_name, upsert
+from leadhub.db.models import BackfillCustomerAttrs, BackfillLeadLog, IntakeEvent
+from leadhub.migration.common import CUSTOMERS, LEADS
+
+
+def _t(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _pg(session: Session) -> bool:
+    return dialect_name(session) == "postgresql"
+
+
+def _column(rows: list[dict[str, Any]], key: str) -> list[Any]:
+    return [row[key] for row in rows]
+
+
+def insert_customers(session: Session, phones: list[str], stamp: datetime) -> int:
+    """Create a customer for each phone that has none; return how many were created."""
+    if not phones:
+        return 0
+    if _pg(session):
+        return len(session.execute(text(
+            "INSERT INTO customers (phone_number_normalized, origin, created_at, updated_at) "
+            "SELECT p, 'backfill', :stamp, :stamp FROM unnest(CAST(:phones AS text[])) AS p "
+            "ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id"
+        ), {"phones": phones, "stamp": stamp}).all())  # fmt: skip
+    return len(session.execute(
+        upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["phone_number_normalized"])
+        .returning(CUSTOMERS.c.id),
+        [{"phone_number_normalized": p, "origin": "backfill", "created_at": stamp, "updated_at": stamp} for p in phones],
+    ).all())  # fmt: skip
+
+
+def customer_ids(session: Session, phones: list[str]) -> dict[str, int]:
+    if not phones:
+        return {}
+    if _pg(session):
+        rows = session.execute(text(
+            "SELECT phone_number_normalized, id FROM customers WHERE phone_number_normalized = ANY(CAST(:p AS text[]))"
+        ), {"p": phones}).all()  # fmt: skip
+        return dict(rows)
+    found: dict[str, int] = {}
+    for start in range(0, len(phones), 500):
+        chunk = phones[start : start + 500]
+        found.update(dict(session.execute(
+            CUSTOMERS.select().with_only_columns(CUSTOMERS.c.phone_number_normalized, CUSTOMERS.c.id)
+            .where(CUSTOMERS.c.phone_number_normalized.in_(chunk))).all()))  # fmt: skip
+    return found
+
+
+def update_leads(session: Session, changes: list[dict[str, Any]]) -> int:
+    """Apply the batch's new phone, legacy string, link and enquiry time; skip rows a live writer
+    changed since they were read (their phone is no longer the one we canonicalised). Returns rows updated."""
+    if not changes:
+        return 0
+    if _pg(session):
+        updated = session.execute(text(
+            "UPDATE leads_master AS l SET phone_number_normalized = v.phone, phone_number_legacy = v.legacy, "
+            "customer_id = v.cid, enquired_at = v.enq "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:old AS text[]), CAST(:phone AS text[]), CAST(:legacy AS text[]), "
+            "CAST(:cid AS bigint[]), CAST(:enq AS timestamptz[])) AS v(id, old, phone, legacy, cid, enq) "
+            "WHERE l.id = v.id AND l.phone_number_normalized IS NOT DISTINCT FROM v.old"
+        ), {"ids": _column(changes, "b_id"), "old": _column(changes, "b_old"),
+            "phone": _column(changes, "phone_number_normalized"), "legacy": _column(changes, "phone_number_legacy"),
+            "cid": _column(changes, "customer_id"), "enq": _column(changes, "enquired_at")}).rowcount  # type: ignore[attr-defined]  # fmt: skip
+        return int(updated)
+    result = session.execute(
+        update(LEADS)
+        .where(LEADS.c.id == bindparam("b_id"), LEADS.c.phone_number_normalized.is_not_distinct_from(bindparam("b_old")))
+        .values(phone_number_normalized=bindparam("phone_number_normalized"),
+                phone_number_legacy=bindparam("phone_number_legacy"), customer_id=bindparam("customer_id"),
+                enquired_at=bindparam("enquired_at")),
+        changes,
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    count = result.rowcount  # type: ignore[attr-defined]
+    return int(count) if count is not None and count >= 0 else len(changes)
+
+
+def insert_lead_logs(session: Session, logs: list[dict[str, Any]]) -> None:
+    if not logs:
+        return
+    if _pg(session):
+        session.execute(text(
+            "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) "
+            "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:runs AS bigint[]), CAST(:old AS bigint[])) "
+            "ON CONFLICT (lead_id) DO NOTHING"
+        ), {"ids": _column(logs, "lead_id"), "runs": _column(logs, "run_id"), "old": _column(logs, "old_customer_id")})  # fmt: skip
+        return
+    session.execute(
+        upsert(session, _t(BackfillLeadLog)).on_conflict_do_nothing(index_elements=["lead_id"]), logs
+    )
+
+
+def insert_events(session: Session, events: list[dict[str, Any]]) -> int:
+    """Register legacy external ids in the inbox (processed), so a later sync does not import them again."""
+    if not events:
+        return 0
+    if _pg(session):
+        return len(session.execute(text(
+            "INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, "
+            "received_at, processed_at) "
+            "SELECT s, e, 'processed', 'legacy', l, c, 0, r, :stamp FROM unnest(CAST(:s AS text[]), CAST(:e AS text[]), "
+            "CAST(:l AS bigint[]), CAST(:c AS bigint[]), CAST(:r AS timestamptz[])) AS v(s, e, l, c, r) "
+            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
+        ), {"s": _column(events, "source"), "e": _column(events, "external_id"), "l": _column(events, "lead_id"),
+            "c": _column(events, "customer_id"), "r": _column(events, "received_at"),
+            "stamp": events[0]["processed_at"]}).all())  # fmt: skip
+    return len(session.execute(
+        upsert(session, _t(IntakeEvent)).on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(_t(IntakeEvent).c.id),
+        events,
+    ).all())  # fmt: skip
+
+
+_ATTRS_PG = """
+INSERT INTO backfill_customer_attrs AS t (customer_id, first_key, first_at, full_name, name_key, city, city_key)
+SELECT * FROM unnest(CAST(:cid AS bigint[]), CAST(:fk AS text[]), CAST(:fa AS timestamptz[]), CAST(:fn AS text[]),
+                     CAST(:nk AS text[]), CAST(:ci AS text[]), CAST(:ck AS text[]))
+ON CONFLICT (customer_id) DO UPDATE SET
+  first_at = CASE WHEN EXCLUDED.first_key < t.first_key THEN EXCLUDED.first_at ELSE t.first_at END,
+  first_key = LEAST(EXCLUDED.first_key, t.first_key),
+  full_name = CASE WHEN EXCLUDED.name_key IS NOT NULL AND (t.name_key IS NULL OR EXCLUDED.name_key < t.name_key)
+                   THEN EXCLUDED.full_name ELSE t.full_name END,
+  name_key = CASE WHEN EXCLUDED.name_key IS NOT NULL AND (t.name_key IS NULL OR EXCLUDED.name_key < t.name_key)
+                  THEN EXCLUDED.name_key ELSE t.name_key END,
+  city = CASE WHEN EXCLUDED.city_key IS NOT NULL AND (t.city_key IS NULL OR EXCLUDED.city_key < t.city_key)
+              THEN EXCLUDED.city ELSE t.city END,
+  city_key = CASE WHEN EXCLUDED.city_key IS NOT NULL AND (t.city_key IS NULL OR EXCLUDED.city_key < t.city_key)
+                  THEN EXCLUDED.city_key ELSE t.city_key END
+"""
+
+
+def merge_attributes(session: Session, attrs: list[dict[str, Any]]) -> None:
+    """Merge this batch's earliest values into the staging table, keeping the earlier of the two."""
+    if not attrs:
+        return
+    if _pg(session):
+        session.execute(text(_ATTRS_PG), {
+            "cid": _column(attrs, "customer_id"), "fk": _column(attrs, "first_key"), "fa": _column(attrs, "first_at"),
+            "fn": _column(attrs, "full_name"), "nk": _column(attrs, "name_key"), "ci": _column(attrs, "city"),
+            "ck": _column(attrs, "city_key")})  # fmt: skip
+        return
+    t = _t(BackfillCustomerAttrs)
+    stmt = upsert(session, t)
+    new = stmt.excluded
+
+    def earlier(key: str) -> Any:
+        return and_(new[key].is_not(None), or_(t.c[key].is_(None), new[key] < t.c[key]))
+
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                "first_at": case((new.first_key < t.c.first_key, new.first_at), else_=t.c.first_at),
+                "first_key": case((new.first_key < t.c.first_key, new.first_key), else_=t.c.first_key),
+                "full_name": case((earlier("name_key"), new.full_name), else_=t.c.full_name),
+                "name_key": case((earlier("name_key"), new.name_key), else_=t.c.name_key),
+                "city": case((earlier("city_key"), new.city), else_=t.c.city),
+                "city_key": case((earlier("city_key"), new.city_key), else_=t.c.city_key),
+            },
+        ),
+        attrs,
+    )
