@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from leadhub.customers.names import clean_name, clean_text
-from leadhub.db.dialect import upsert
+from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import (
     BackfillCustomerAttrs,
     BackfillCustomerKey,
@@ -55,6 +55,7 @@ from leadhub.migration.common import (
     with_retries,
 )
 
+TARGET_TRANSACTION_S = 0.5
 PHASES = ("keys", "merge", "leads", "attributes", "done")
 # Legacy source_type -> the inbox source live intake uses for that vendor's external ids.
 EXTERNAL_ID_SOURCES = {"knowlarity_call": "knowlarity", "meta_form": "meta"}
@@ -213,10 +214,12 @@ def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], bat
 
 def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: Progress | None) -> None:
     total, done = _count(engine, BackfillCustomerKey), 0
-    groups_per_tx = max(1, batch // 20)
+    # Groups per transaction adapt to how long the last one took, so no transaction holds its row
+    # locks for long however many customers a phone has (the GitLab batch-optimizer idea, simplified).
+    groups_per_tx, ceiling = 50, max(50, batch // 5)
     while True:
 
-        def work(session: Session) -> int:
+        def work(session: Session, groups_per_tx: int = groups_per_tx) -> int:
             keys = list(
                 session.execute(
                     select(BackfillCustomerKey.e164).where(BackfillCustomerKey.e164.is_not(None))
@@ -224,6 +227,13 @@ def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: P
                 ).scalars()
             )  # fmt: skip
             handled = 0
+            if keys and dialect_name(session) == "postgresql":
+                handled, merged, rekeyed = bulk.merge_groups_pg(
+                    session, report.run_id, [k for k in keys if k]
+                )
+                report.customers_merged += merged
+                report.customers_rekeyed += rekeyed
+                return handled
             for e164 in keys:
                 assert e164 is not None
                 handled += _merge_group(session, report, e164)
@@ -234,6 +244,9 @@ def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: P
                         .order_by(BackfillCustomerKey.customer_id).limit(groups_per_tx)
                     ).scalars()
                 )  # fmt: skip
+                if ids and dialect_name(session) == "postgresql":
+                    report.customers_detached += bulk.detach_pg(session, report.run_id, ids)
+                    return len(ids)
                 for customer_id in ids:
                     _detach(session, report, customer_id)
                 handled = len(ids)
@@ -243,6 +256,10 @@ def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: P
         if handled == 0:
             return
         _note(report, seconds)
+        if seconds > TARGET_TRANSACTION_S:
+            groups_per_tx = max(1, groups_per_tx // 2)
+        elif seconds < TARGET_TRANSACTION_S / 3:
+            groups_per_tx = min(ceiling, groups_per_tx * 2)
         done += handled
         if progress:
             progress("merge", done, total)

@@ -178,3 +178,95 @@ def merge_attributes(session: Session, attrs: list[dict[str, Any]]) -> None:
         ),
         attrs,
     )
+
+
+def merge_groups_pg(session: Session, run_id: int, keys: list[str]) -> tuple[int, int, int]:
+    """Merge the customers of several canonical phones at once (PostgreSQL).
+
+    For each key: its staged customers plus any customer already holding the key; the oldest
+    (created_at, then id) survives and takes the key. Everything replaced is logged for undo.
+    Returns (staged rows handled, customers merged away, survivors re-keyed)."""
+    members = session.execute(text(
+        "SELECT k.e164, c.id, c.created_at, c.phone_number_normalized = k.e164 AS holds FROM "
+        "(SELECT e164, customer_id FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[])) "
+        " UNION SELECT phone_number_normalized, id FROM customers WHERE phone_number_normalized = ANY(CAST(:keys AS text[]))"
+        ") AS k(e164, customer_id) JOIN customers c ON c.id = k.customer_id ORDER BY c.id FOR UPDATE OF c"
+    ), {"keys": keys}).all()  # fmt: skip
+    staged = session.execute(text(
+        "SELECT count(*) FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"), {"keys": keys}).scalar_one()  # fmt: skip
+    groups: dict[str, list[Any]] = {}
+    for row in members:
+        groups.setdefault(row.e164, []).append(row)
+    old_ids: list[int] = []
+    new_ids: list[int] = []
+    rekey_ids: list[int] = []
+    rekey_phones: list[str] = []
+    for e164, rows in groups.items():
+        survivor = min(rows, key=lambda r: (r.created_at is None, r.created_at or datetime.min, r.id))
+        for row in rows:
+            if row.id != survivor.id:
+                old_ids.append(row.id)
+                new_ids.append(survivor.id)
+        if not survivor.holds:
+            rekey_ids.append(survivor.id)
+            rekey_phones.append(e164)
+    params = {
+        "run": run_id,
+        "old": old_ids,
+        "new": new_ids,
+        "rk": rekey_ids,
+        "ph": rekey_phones,
+        "keys": keys,
+    }
+    session.execute(text(
+        "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
+        "SELECT :run, CASE WHEN c.id = ANY(CAST(:old AS bigint[])) THEN 'customer_merged' ELSE 'customer_before' END, "
+        "'customers', c.id, to_jsonb(c), false FROM customers c "
+        "WHERE c.id = ANY(CAST(:old AS bigint[])) OR c.id = ANY(CAST(:rk AS bigint[]))"), params)  # fmt: skip
+    _move_pg(session, params)
+    session.execute(text("DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"), params)
+    session.execute(text(
+        "UPDATE customers c SET phone_number_normalized = m.phone FROM unnest(CAST(:rk AS bigint[]), "
+        "CAST(:ph AS text[])) AS m(id, phone) WHERE c.id = m.id"), params)  # fmt: skip
+    session.execute(
+        text("DELETE FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"), params
+    )
+    return int(staged), len(old_ids), len(rekey_ids)
+
+
+def detach_pg(session: Session, run_id: int, customer_ids: list[int]) -> int:
+    """Detach customers whose phone is not a valid number: leads unlinked, rows logged then removed."""
+    live = [r[0] for r in session.execute(text(
+        "SELECT id FROM customers WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"), {"ids": customer_ids})]  # fmt: skip
+    params = {"run": run_id, "old": live, "new": [None] * len(live), "ids": customer_ids}
+    session.execute(text(
+        "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
+        "SELECT :run, 'customer_detached', 'customers', c.id, to_jsonb(c), false FROM customers c "
+        "WHERE c.id = ANY(CAST(:old AS bigint[]))"), params)  # fmt: skip
+    _move_pg(session, params)
+    session.execute(text("DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"), params)
+    session.execute(
+        text("DELETE FROM backfill_customer_keys WHERE customer_id = ANY(CAST(:ids AS bigint[]))"), params
+    )
+    return len(live)
+
+
+def _move_pg(session: Session, params: dict[str, Any]) -> None:
+    """Point leads and every other reference from params['old'][i] to params['new'][i], logging them."""
+    from leadhub.migration.common import customer_references
+
+    session.execute(text(
+        "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) SELECT id, :run, customer_id "
+        "FROM leads_master WHERE customer_id = ANY(CAST(:old AS bigint[])) ON CONFLICT (lead_id) DO NOTHING"), params)  # fmt: skip
+    session.execute(text(
+        "UPDATE leads_master l SET customer_id = m.new FROM unnest(CAST(:old AS bigint[]), CAST(:new AS bigint[])) "
+        "AS m(old, new) WHERE l.customer_id = m.old"), params)  # fmt: skip
+    for tbl, column in customer_references():
+        pk = next(iter(tbl.primary_key.columns)).name
+        session.execute(text(
+            f'INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) '
+            f"SELECT :run, 'reference', '{tbl.name}', t.\"{pk}\", jsonb_build_object('column', '{column}', 'value', t.\"{column}\"), "
+            f'false FROM "{tbl.name}" t WHERE t."{column}" = ANY(CAST(:old AS bigint[]))'), params)  # fmt: skip
+        session.execute(text(
+            f'UPDATE "{tbl.name}" t SET "{column}" = m.new FROM unnest(CAST(:old AS bigint[]), CAST(:new AS bigint[])) '
+            f'AS m(old, new) WHERE t."{column}" = m.old'), params)  # fmt: skip
