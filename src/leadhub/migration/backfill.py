@@ -13,6 +13,7 @@ time, legacy external ids, attribute staging) -> attributes (earliest non-empty 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -56,6 +57,7 @@ from leadhub.migration.common import (
 )
 
 TARGET_TRANSACTION_S = 0.5
+Batch = tuple[int, int, dict[str, Any]]  # (last key done, rows read, counters to add to the report)
 PHASES = ("keys", "merge", "leads", "attributes", "done")
 # Legacy source_type -> the inbox source live intake uses for that vendor's external ids.
 EXTERNAL_ID_SOURCES = {"knowlarity_call": "knowlarity", "meta_form": "meta"}
@@ -171,42 +173,54 @@ def _count(engine: Engine, *query: Any) -> int:
 # --- keys: which customers are stored under a non-canonical phone ------------------------------------
 
 
-def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
-                progress: Progress | None) -> None:  # fmt: skip
-    after = int(run["cursor"] or 0) if run["phase"] == "keys" else 0
-    total, done = _count(engine, Customer), 0
+def _keyset_phase(engine: Engine, report: BackfillReport, run: dict[str, Any], phase: str, total: int,
+                  step: Callable[[Session, int], Batch | None], progress: Progress | None) -> None:  # fmt: skip
+    """Drive `step` batch by batch from the run's saved cursor; each batch and its cursor commit together."""
+    after = int(run["cursor"] or 0) if run["phase"] == phase else 0
+    done = 0
     while True:
 
-        def work(session: Session, after: int = after) -> tuple[int, int] | None:
-            rows = session.execute(
-                select(Customer.id, Customer.phone_number_normalized)
-                .where(Customer.id > after).order_by(Customer.id).limit(batch)
-            ).all()  # fmt: skip
-            if not rows:
-                return None
-            staged = []
-            for customer_id, phone in rows:
-                e164, reason = canonical(phone, region)
-                if e164 != phone:
-                    staged.append({"customer_id": customer_id, "e164": e164, "reason": reason})
-            if staged:
-                session.execute(
-                    upsert(session, _t(BackfillCustomerKey)).on_conflict_do_nothing(
-                        index_elements=["customer_id"]
-                    ),
-                    staged,
-                )
-            _save_cursor(session, report.run_id, rows[-1][0])
-            return int(rows[-1][0]), len(rows)
+        def work(session: Session, after: int = after) -> Batch | None:
+            batch = step(session, after)
+            if batch is not None:
+                _save_cursor(session, report.run_id, batch[0])
+            return batch
 
         result, seconds = with_retries(engine, work)
         if result is None:
             return
         _note(report, seconds)
-        after, n = result
+        after, n, stats = result
+        report.add(stats)  # counted only once committed, never twice on a retried batch
         done += n
         if progress:
-            progress("keys", done, total)
+            progress(phase, done, total)
+
+
+def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
+                progress: Progress | None) -> None:  # fmt: skip
+    def step(session: Session, after: int) -> Batch | None:
+        rows = session.execute(
+            select(Customer.id, Customer.phone_number_normalized)
+            .where(Customer.id > after).order_by(Customer.id).limit(batch)
+        ).all()  # fmt: skip
+        if not rows:
+            return None
+        staged = []
+        for customer_id, phone in rows:
+            e164, reason = canonical(phone, region)
+            if e164 != phone:
+                staged.append({"customer_id": customer_id, "e164": e164, "reason": reason})
+        if staged:
+            session.execute(
+                upsert(session, _t(BackfillCustomerKey)).on_conflict_do_nothing(
+                    index_elements=["customer_id"]
+                ),
+                staged,
+            )
+        return int(rows[-1][0]), len(rows), {}
+
+    _keyset_phase(engine, report, run, "keys", _count(engine, Customer), step, progress)
 
 
 # --- merge: one customer per canonical phone; invalid ones detached ----------------------------------
@@ -359,32 +373,21 @@ def _detach(session: Session, report: BackfillReport, customer_id: int) -> None:
 
 def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
                  progress: Progress | None) -> None:  # fmt: skip
-    after = int(run["cursor"] or 0) if run["phase"] == "leads" else 0
-    total, done = _count(engine, Lead), 0
     with Session(engine) as session:
         channels = {
             sid: EXTERNAL_ID_SOURCES[stype]
             for sid, stype in session.execute(select(Source.id, Source.source_type)).all()
             if stype in EXTERNAL_ID_SOURCES
         }
-    while True:
 
-        def work(session: Session, after: int = after) -> tuple[int, int, dict[str, Any]] | None:
-            return _leads_batch(session, report.run_id, after, batch, region, channels)
+    def step(session: Session, after: int) -> Batch | None:
+        return _leads_batch(session, report.run_id, after, batch, region, channels)
 
-        result, seconds = with_retries(engine, work)
-        if result is None:
-            return
-        _note(report, seconds)
-        after, n, stats = result
-        report.add(stats)
-        done += n
-        if progress:
-            progress("leads", done, total)
+    _keyset_phase(engine, report, run, "leads", _count(engine, Lead), step, progress)
 
 
 def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: str,
-                 channels: dict[int, str]) -> tuple[int, int, dict[str, Any]] | None:  # fmt: skip
+                 channels: dict[int, str]) -> Batch | None:  # fmt: skip
     rows = session.execute(
         select(
             Lead.id, Lead.phone_number_normalized, Lead.phone_number_legacy, Lead.customer_id, Lead.full_name,
@@ -444,7 +447,6 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
     stats["leads_linked"] = sum(1 for c in changes if c["customer_id"] is not None)
     stats["external_ids_registered"] = bulk.insert_events(session, events)
     bulk.merge_attributes(session, list(attrs.values()))
-    _save_cursor(session, run_id, rows[-1].id)
     return int(rows[-1].id), len(rows), stats
 
 
@@ -476,61 +478,47 @@ def _stage_attributes(attrs: dict[int, dict[str, Any]], customer_id: int, lead_i
 
 def _phase_attributes(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int,
                       progress: Progress | None) -> None:  # fmt: skip
-    after = int(run["cursor"] or 0) if run["phase"] == "attributes" else 0
-    total, done = _count(engine, BackfillCustomerAttrs), 0
-    while True:
+    def step(session: Session, after: int) -> Batch | None:
+        staged = session.execute(
+            select(BackfillCustomerAttrs).where(BackfillCustomerAttrs.customer_id > after)
+            .order_by(BackfillCustomerAttrs.customer_id).limit(batch)
+        ).scalars().all()  # fmt: skip
+        if not staged:
+            return None
+        current = {
+            c.id: c for c in session.execute(
+                select(Customer).where(Customer.id.in_([s.customer_id for s in staged])).with_for_update()
+            ).scalars()
+        }  # fmt: skip
+        logged = set(session.execute(
+            select(BackfillLog.row_id).where(BackfillLog.kind == "customer_before", BackfillLog.table_name == "customers",
+                                             BackfillLog.row_id.in_(list(current)))
+        ).scalars())  # fmt: skip
+        updates = []
+        for s in staged:
+            customer = current.get(s.customer_id)
+            wanted = _wanted_attributes(customer, s) if customer is not None else None
+            if customer is None or wanted is None:
+                continue
+            if customer.origin is None and customer.id not in logged:
+                _log(
+                    session,
+                    report,
+                    "customer_before",
+                    "customers",
+                    customer.id,
+                    _customer_row(session, customer.id),
+                )
+            updates.append({"b_id": customer.id, **wanted, "updated_at": now()})
+        if updates:
+            session.execute(
+                update(CUSTOMERS).where(CUSTOMERS.c.id == _bind("b_id"))
+                .values({k: _bind(k) for k in ("full_name", "city", "created_at", "updated_at")}),
+                updates, execution_options={"synchronize_session": False},
+            )  # fmt: skip
+        return staged[-1].customer_id, len(staged), {"customers_attributes_set": len(updates)}
 
-        def work(session: Session, after: int = after) -> tuple[int, int] | None:
-            staged = session.execute(
-                select(BackfillCustomerAttrs).where(BackfillCustomerAttrs.customer_id > after)
-                .order_by(BackfillCustomerAttrs.customer_id).limit(batch)
-            ).scalars().all()  # fmt: skip
-            if not staged:
-                return None
-            current = {
-                c.id: c for c in session.execute(
-                    select(Customer).where(Customer.id.in_([s.customer_id for s in staged])).with_for_update()
-                ).scalars()
-            }  # fmt: skip
-            logged = set(session.execute(
-                select(BackfillLog.row_id).where(BackfillLog.kind == "customer_before", BackfillLog.table_name == "customers",
-                                                 BackfillLog.row_id.in_(list(current)))
-            ).scalars())  # fmt: skip
-            updates = []
-            for s in staged:
-                customer = current.get(s.customer_id)
-                wanted = _wanted_attributes(customer, s) if customer is not None else None
-                if customer is None or wanted is None:
-                    continue
-                if customer.origin is None and customer.id not in logged:
-                    _log(
-                        session,
-                        report,
-                        "customer_before",
-                        "customers",
-                        customer.id,
-                        _customer_row(session, customer.id),
-                    )
-                updates.append({"b_id": customer.id, **wanted, "updated_at": now()})
-            if updates:
-                session.execute(
-                    update(CUSTOMERS).where(CUSTOMERS.c.id == _bind("b_id"))
-                    .values({k: _bind(k) for k in ("full_name", "city", "created_at", "updated_at")}),
-                    updates, execution_options={"synchronize_session": False},
-                )  # fmt: skip
-            changed = len(updates)
-            report.customers_attributes_set += changed
-            _save_cursor(session, report.run_id, staged[-1].customer_id)
-            return staged[-1].customer_id, len(staged)
-
-        result, seconds = with_retries(engine, work)
-        if result is None:
-            return
-        _note(report, seconds)
-        after, n = result
-        done += n
-        if progress:
-            progress("attributes", done, total)
+    _keyset_phase(engine, report, run, "attributes", _count(engine, BackfillCustomerAttrs), step, progress)
 
 
 def _wanted_attributes(customer: Customer, staged: BackfillCustomerAttrs) -> dict[str, Any] | None:
