@@ -2,6 +2,7 @@
 
 from leadhub.db.models.customers import Customer
 from leadhub.db.models.intake import IntakeEvent, IntakeStatus, SourceChannel
+from leadhub.db.models.knowlarity import Call, CallbackStatus, CallbackTask, KnowlarityNumber
 from leadhub.db.models.legacy import (
     Branch,
     BranchMember,
@@ -17,9 +18,13 @@ from leadhub.db.models.sync import SyncCheckpoint
 __all__ = [
     "Branch",
     "BranchMember",
+    "Call",
+    "CallbackStatus",
+    "CallbackTask",
     "Customer",
     "IntakeEvent",
     "IntakeStatus",
+    "KnowlarityNumber",
     "Lead",
     "LeadLog",
     "LeadQualification",
