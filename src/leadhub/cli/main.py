@@ -273,3 +273,7 @@ def run() -> None:
         logging.getLogger("leadhub").debug("unexpected error", exc_info=True)
         err.print(f"[red]error:[/red] {type(error).__name__}: {error} (run with --verbose for details)")
         sys.exit(1)
+
+
+# Channel commands register themselves on channels_app / sync_app.
+from leadhub.cli import knowlarity as _knowlarity  # noqa: E402, F401
