@@ -178,3 +178,39 @@ def test_a_second_poller_is_refused(engine: Engine, sync_settings: Settings) -> 
         assert held
         with pytest.raises(PollerBusy):
             _sync(engine, sync_settings, since=T0, until=UNTIL)
+
+
+def test_the_checkpoint_stops_before_a_call_the_database_refused(
+    engine: Engine, factory: sessionmaker[Session], fake: FakeKnowlarity, sync_settings: Settings
+) -> None:
+    from typing import Any
+
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    records = fake_calls(10, start=T0)
+    fake.add_calls(records)
+    refused = records[6]
+
+    def refuse(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CALLS") and refused["uuid"] in str(params):
+            raise OperationalError(statement, params, Exception("disk full"))
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        report = _sync(engine, sync_settings, since=T0, until=UNTIL)
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert report.complete and report.outcomes["not_recorded"] == 1 and report.error_kind == "ingest_failed"
+    checkpoint = _checkpoint(factory)
+    refused_start = datetime.fromisoformat(refused["start_time"])
+    assert checkpoint.cursor == refused_start and checkpoint.error_kind == "ingest_failed"
+    with factory() as s:
+        uuids = set(s.execute(select(Call.call_uuid)).scalars())
+        events = s.execute(select(func.count()).select_from(IntakeEvent)).scalar_one()
+    assert refused["uuid"] not in uuids and len(uuids) == 9 and events == 9  # rolled back whole
+
+    healed = _sync(engine, sync_settings, until=UNTIL)  # from the checkpoint minus the overlap
+    assert healed.start <= refused_start and healed.outcomes["created"] == 1
+    assert _counts(factory)[:2] == (10, 10)
+    assert _checkpoint(factory).cursor == UNTIL and _checkpoint(factory).last_error is None

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.config import Settings
@@ -145,8 +144,10 @@ def _ingest_record(
                 callback_sla=timedelta(minutes=settings.knowlarity_callback_sla_minutes),
             )
         report.outcomes[result.status.value] += 1
-    except SQLAlchemyError as error:
-        # Not recorded at all: the checkpoint must stay before this call so the next run retries it.
+    except Exception as error:
+        # Not recorded at all (database refused, or a bug): the checkpoint stays before this call so
+        # the next run retries it, and the run goes on with the others.
+        # Only the error's type: a database error's text can carry the row's values (phone numbers).
         log.error("knowlarity call %s not recorded: %s", call.call_uuid, type(error).__name__)
         unrecorded.append(call.started_at or start)
         report.outcomes["not_recorded"] += 1
