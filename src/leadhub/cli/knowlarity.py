@@ -127,6 +127,11 @@ def sync_knowlarity(
                     raise typer.Exit(0) from busy
             except LeadhubError as error:
                 raise _fail(error) from error
+            except Exception as error:
+                if interval is None:
+                    raise
+                # A long-running poller outlives a database restart: report and try again next round.
+                err.print(f"[red]error:[/red] {type(error).__name__}; retrying in {interval}s")
             else:
                 out.print(report.summary())
                 if interval is None and report.error:

@@ -283,3 +283,19 @@ def test_two_simultaneous_first_calls_from_a_new_number_make_one_lead(
     assert _count(factory, Lead) == 1
     assert _count(factory, Customer) == 1
     assert _count(factory, Call) == threads
+
+
+@pytest.mark.parametrize("shape", ["form", "json"])
+def test_the_key_is_never_stored_even_when_sent_in_the_body(
+    client: TestClient, factory: sessionmaker[Session], shape: str
+) -> None:
+    body = {**P3_ANSWERED, "key": WEBHOOK_KEY}
+    if shape == "form":
+        response = client.post("/webhooks/knowlarity", data=body, headers={"X-Webhook-Key": WEBHOOK_KEY})
+    else:
+        response = client.post("/webhooks/knowlarity", json=body, headers={"X-Webhook-Key": WEBHOOK_KEY})
+    assert response.status_code == 200
+    with factory() as s:
+        event = s.execute(select(IntakeEvent)).scalar_one()
+        call = s.execute(select(Call)).scalar_one()
+    assert WEBHOOK_KEY not in str(event.raw_payload) and WEBHOOK_KEY not in str(call.raw_payload)

@@ -68,10 +68,10 @@ def read_payload(query: Mapping[str, str], content_type: str | None, body: bytes
             return ReadPayload({**data, "_body": text[:10_000]}, "the body is not valid JSON")
         if not isinstance(parsed, dict):
             return ReadPayload({**data, "_body": parsed}, "the JSON body must be an object of call fields")
-        data.update(parsed)
+        data.update((k, v) for k, v in parsed.items() if k != KEY_PARAM)
         return ReadPayload(data)
     if kind in (FORM, "", "text/plain"):
-        data.update(parse_qsl(text, keep_blank_values=True))
+        data.update((k, v) for k, v in parse_qsl(text, keep_blank_values=True) if k != KEY_PARAM)
         return ReadPayload(data)
     return ReadPayload({**data, "_body": text[:10_000]}, f"unsupported content type {kind!r}")
 
