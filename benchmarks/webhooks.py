@@ -138,12 +138,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with scratch_database("lh_bench_anchor") as anchor_db, scratch_database("lh_bench_webhooks") as lh_db:
         for url in (anchor_db, lh_db):
             migrate.upgrade(url)
         anchor = run_anchor(anchor_db, args.seconds, args.connections)
         leadhub = run_leadhub(lh_db, args.seconds, args.connections, args.workers)
         check = duplicate_check(lh_db)
+    # Other work on the machine skews both figures; the 1-minute load average says how busy it was.
+    load = {"load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
     result = {
         "machine": machine(),
         "connections": args.connections,
@@ -156,6 +159,7 @@ def main() -> None:
         "errors": int(leadhub["errors"]),
         "ratio": round(leadhub["rate"] / anchor, 3),
         **check,
+        **load,
     }
     if args.json:
         print(json.dumps(result))
@@ -167,6 +171,7 @@ def main() -> None:
           f"errors {int(leadhub['errors'])}")  # fmt: skip
     print(f"ratio leadhub/anchor: {result['ratio']:.3f}")
     print(f"check: {check}")
+    print(f"machine load (1-min average) before {load['load_before']}, after {load['load_after']}")
 
 
 if __name__ == "__main__":
