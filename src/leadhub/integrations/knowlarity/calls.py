@@ -78,7 +78,7 @@ def ingest_call(
             _open_callback(session, call, call_id=call_id, lead_id=result.lead_id,
                            customer_id=result.customer_id, sla=callback_sla)  # fmt: skip
     if branch_id is None and result.status is IntakeOutcome.CREATED:
-        log.info("knowlarity call %s to unmapped number %s: lead %s needs a branch",
+        log.debug("knowlarity call %s to unmapped number %s: lead %s needs a branch",
                  call.call_uuid, mask(call.virtual_number), result.lead_id)  # fmt: skip
     return CallIngest(intake=result, call_id=call_id, number_mapped=branch_id is not None)
 

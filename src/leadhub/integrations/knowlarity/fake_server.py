@@ -222,3 +222,28 @@ def _handler(fake: FakeKnowlarity) -> type[BaseHTTPRequestHandler]:
             self._send(200, body)
 
     return Handler
+
+
+def main() -> None:
+    """`python -m leadhub.integrations.knowlarity.fake_server [calls]`: a fake Knowlarity for a demo of
+    `leadhub sync knowlarity`, serving `calls` records from the last two hours until Ctrl-C."""
+    import secrets
+    import sys
+
+    fake = FakeKnowlarity(app_key=secrets.token_hex(20), sr_key=str(uuid.uuid4()))
+    fake.add_calls(fake_calls(int(sys.argv[1]) if len(sys.argv) > 1 else 50, callers=30))
+    with fake:
+        print("fake Knowlarity running; in another shell:")
+        print(f"  export LEADHUB_KNOWLARITY_API_URL={fake.base_url}")
+        print(f"  export LEADHUB_KNOWLARITY_APP_KEY={fake.app_key}")
+        print(f"  export LEADHUB_KNOWLARITY_SR_KEY={fake.sr_key}")
+        print("  leadhub sync knowlarity")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -144,6 +144,8 @@ def _ingest_record(
                 callback_sla=timedelta(minutes=settings.knowlarity_callback_sla_minutes),
             )
         report.outcomes[result.status.value] += 1
+        if not result.number_mapped:
+            report.outcomes["to_unmapped_number"] += 1
     except Exception as error:
         # Not recorded at all (database refused, or a bug): the checkpoint stays before this call so
         # the next run retries it, and the run goes on with the others.
