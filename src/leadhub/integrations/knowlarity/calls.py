@@ -13,19 +13,60 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
 from leadhub.db.dialect import upsert
-from leadhub.db.models import Call, CallbackStatus, CallbackTask, Lead
-from leadhub.db.types import utcnow
-from leadhub.integrations.knowlarity.numbers import canonical_number, find_number
+from leadhub.db.models import Call, CallbackStatus, CallbackTask, KnowlarityNumber, Lead
+from leadhub.db.types import UTCDateTime, utcnow
+from leadhub.integrations.knowlarity.numbers import canonical_number
 from leadhub.integrations.knowlarity.payloads import CallRecord
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest
 from leadhub.phones import mask
 
 log = logging.getLogger(__name__)
+
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_TASKS: Table = CallbackTask.__table__  # type: ignore[assignment]
+_LEADS: Table = Lead.__table__  # type: ignore[assignment]
+_NUMBERS: Table = KnowlarityNumber.__table__  # type: ignore[assignment]
+_NUMBER = select(_NUMBERS.c.branch_id, _NUMBERS.c.source_id, _NUMBERS.c.campaign).where(
+    _NUMBERS.c.number == bindparam("number")
+)
+_ANSWERED_SINCE = (
+    select(_CALLS.c.id)
+    .where(
+        _CALLS.c.customer_id == bindparam("customer_id"),
+        _CALLS.c.answered.is_(True),
+        _CALLS.c.started_at >= bindparam("since", type_=UTCDateTime()),
+    )
+    .limit(1)
+)
+_FOLLOW_UP = (
+    update(_LEADS)
+    .where(
+        _LEADS.c.id == bindparam("b_lead"),
+        or_(
+            _LEADS.c.next_followup_at.is_(None),
+            _LEADS.c.next_followup_at > bindparam("due", type_=UTCDateTime()),
+        ),
+    )
+    .values(next_followup_at=bindparam("due", type_=UTCDateTime()))
+)
+_CLOSE_TASKS = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.customer_id == bindparam("b_customer"),
+        _TASKS.c.status == CallbackStatus.OPEN.value,
+        _TASKS.c.missed_at <= bindparam("answered_at", type_=UTCDateTime()),
+    )
+    .values(
+        status=CallbackStatus.DONE.value,
+        closed_by_call_id=bindparam("closer"),
+        closed_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +88,8 @@ def ingest_call(
     policy: LeadPolicy = LeadPolicy.ATTACH,
     callback_sla: timedelta = timedelta(minutes=30),
 ) -> CallIngest:
-    mapping = find_number(session, call.virtual_number, region=region)
+    virtual_number = canonical_number(call.virtual_number, region=region)
+    mapping = session.execute(_NUMBER, {"number": virtual_number}).first() if virtual_number else None
     branch_id = mapping.branch_id if mapping else None
     intake = Intake(
         source=Channel.KNOWLARITY,
@@ -57,7 +99,7 @@ def ingest_call(
         occurred_at=call.started_at,
         raw_payload=call.raw,
         extra={
-            "virtual_number": canonical_number(call.virtual_number, region=region) or call.virtual_number,
+            "virtual_number": virtual_number or call.virtual_number,
             "needs_branch": branch_id is None,
             "campaign": mapping.campaign if mapping else None,
             "direction": call.direction.value,
@@ -101,17 +143,12 @@ def _store_call(
         "customer_id": result.customer_id,
         "intake_event_id": result.event_id,
     }
+    params = {"call_uuid": call.call_uuid, "origin": call.origin.value, "raw_payload": call.raw,
+              "created_at": utcnow(), **values}  # fmt: skip
+    # Core statements with parameters, not `.values(...)` built per call: this runs on every webhook.
     inserted = session.execute(
-        upsert(session, Call)
-        .values(
-            call_uuid=call.call_uuid,
-            origin=call.origin.value,
-            raw_payload=call.raw,
-            created_at=utcnow(),
-            **values,
-        )
-        .on_conflict_do_nothing(index_elements=["call_uuid"])
-        .returning(Call.id)
+        upsert(session, _CALLS).on_conflict_do_nothing(index_elements=["call_uuid"]).returning(_CALLS.c.id),
+        params,
     ).scalar_one_or_none()
     if inserted is not None:
         return int(inserted)
@@ -132,40 +169,24 @@ def _open_callback(
 ) -> None:
     missed_at = call.started_at or utcnow()
     answered_since = session.execute(
-        select(Call.id)
-        .where(Call.customer_id == customer_id, Call.answered.is_(True), Call.started_at >= missed_at)
-        .limit(1)
+        _ANSWERED_SINCE, {"customer_id": customer_id, "since": missed_at}
     ).first()
     if answered_since is not None:
         return  # the poll delivered the missed call after the answered one that settles it
     due = missed_at + sla
     session.execute(
-        upsert(session, CallbackTask)
-        .values(
-            lead_id=lead_id,
-            customer_id=customer_id,
-            call_id=call_id,
-            missed_at=missed_at,
-            due_at=due,
-            status=CallbackStatus.OPEN.value,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["lead_id"], index_where=text("status = 'open'"))
-    )
-    lead = session.get(Lead, lead_id)
-    if lead is not None and (lead.next_followup_at is None or lead.next_followup_at > due):
-        lead.next_followup_at = due
-    session.flush()
+        upsert(session, _TASKS).on_conflict_do_nothing(
+            index_elements=["lead_id"], index_where=text("status = 'open'")
+        ),
+        {"lead_id": lead_id, "customer_id": customer_id, "call_id": call_id, "missed_at": missed_at,
+         "due_at": due, "status": CallbackStatus.OPEN.value, "created_at": utcnow()},
+    )  # fmt: skip
+    session.execute(_FOLLOW_UP, {"b_lead": lead_id, "due": due})
 
 
 def _close_callbacks(session: Session, call: CallRecord, *, call_id: int, customer_id: int) -> None:
     answered_at = call.started_at or utcnow()
     session.execute(
-        update(CallbackTask)
-        .where(
-            CallbackTask.customer_id == customer_id,
-            CallbackTask.status == CallbackStatus.OPEN.value,
-            CallbackTask.missed_at <= answered_at,
-        )
-        .values(status=CallbackStatus.DONE.value, closed_by_call_id=call_id, closed_at=utcnow())
+        _CLOSE_TASKS,
+        {"b_customer": customer_id, "answered_at": answered_at, "closer": call_id, "now": utcnow()},
     )
