@@ -55,8 +55,3 @@ def remove_number(session: Session, *, number: str, region: str = "IN") -> bool:
         return False
     session.execute(delete(KnowlarityNumber).where(KnowlarityNumber.number == canonical))
     return True
-
-
-def find_number(session: Session, number: str | None, *, region: str = "IN") -> KnowlarityNumber | None:
-    canonical = canonical_number(number, region=region)
-    return session.get(KnowlarityNumber, canonical) if canonical else None
