@@ -50,6 +50,29 @@ class Settings(BaseSettings):
     def _upper_region(cls, value: str) -> str:
         return value.upper()
 
+    # --- knowlarity
+    knowlarity_webhook_key: SecretStr | None = None  # ?key= or X-Webhook-Key on /webhooks/knowlarity
+    knowlarity_api_url: str = "https://kpi.knowlarity.com"
+    knowlarity_channel: str = "Basic"
+    knowlarity_app_key: SecretStr | None = None  # the x-api-key header
+    knowlarity_sr_key: SecretStr | None = None  # the Authorization header (sent raw)
+    knowlarity_lead_policy: LeadPolicy = LeadPolicy.ATTACH
+    knowlarity_callback_sla_minutes: int = Field(default=30, ge=1)
+    knowlarity_page_size: int = Field(default=100, ge=1, le=5000)
+    knowlarity_sync_overlap_minutes: int = Field(default=30, ge=0)  # re-read window for late CDRs
+    knowlarity_first_sync_hours: int = Field(default=24, ge=1)  # look-back when there is no checkpoint
+    knowlarity_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    @field_validator("knowlarity_webhook_key")
+    @classmethod
+    def _refuse_placeholder_webhook_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError("LEADHUB_KNOWLARITY_WEBHOOK_KEY is a placeholder or shorter than 16 characters")
+        return value
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

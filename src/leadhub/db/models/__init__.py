@@ -9,6 +9,7 @@ from leadhub.db.models.backfill import (
 )
 from leadhub.db.models.customers import Customer
 from leadhub.db.models.intake import IntakeEvent, IntakeStatus, SourceChannel
+from leadhub.db.models.knowlarity import Call, CallbackStatus, CallbackTask, KnowlarityNumber
 from leadhub.db.models.legacy import (
     Branch,
     BranchMember,
@@ -29,9 +30,13 @@ __all__ = [
     "BackfillRun",
     "Branch",
     "BranchMember",
+    "Call",
+    "CallbackStatus",
+    "CallbackTask",
     "Customer",
     "IntakeEvent",
     "IntakeStatus",
+    "KnowlarityNumber",
     "Lead",
     "LeadLog",
     "LeadQualification",

@@ -1,0 +1,1 @@
+"""Knowlarity calls: push (webhook) and call-log poll (sync) into customers, leads and calls."""

@@ -1,0 +1,192 @@
+"""`ingest_call`: one Knowlarity call, from either entrance, through the one intake path.
+
+The inbox key is ("knowlarity", call uuid), so a call pushed five times, or pushed and then polled,
+is processed once; the `calls` row is unique on the uuid as well, and a later delivery only fills
+what the first one lacked (the poll usually knows the agent and the recording). A missed call opens
+a callback task on its lead; an answered call with the same customer closes the tasks opened by
+calls before it. Everything here flushes; the caller commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Table, bindparam, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from leadhub.config import LeadPolicy
+from leadhub.db.dialect import upsert
+from leadhub.db.models import Call, CallbackStatus, CallbackTask, KnowlarityNumber, Lead
+from leadhub.db.types import UTCDateTime, utcnow
+from leadhub.integrations.knowlarity.numbers import canonical_number
+from leadhub.integrations.knowlarity.payloads import CallRecord
+from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest
+from leadhub.phones import mask
+
+log = logging.getLogger(__name__)
+
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_TASKS: Table = CallbackTask.__table__  # type: ignore[assignment]
+_LEADS: Table = Lead.__table__  # type: ignore[assignment]
+_NUMBERS: Table = KnowlarityNumber.__table__  # type: ignore[assignment]
+_NUMBER = select(_NUMBERS.c.branch_id, _NUMBERS.c.source_id, _NUMBERS.c.campaign).where(
+    _NUMBERS.c.number == bindparam("number")
+)
+_ANSWERED_SINCE = (
+    select(_CALLS.c.id)
+    .where(
+        _CALLS.c.customer_id == bindparam("customer_id"),
+        _CALLS.c.answered.is_(True),
+        _CALLS.c.started_at >= bindparam("since", type_=UTCDateTime()),
+    )
+    .limit(1)
+)
+_FOLLOW_UP = (
+    update(_LEADS)
+    .where(
+        _LEADS.c.id == bindparam("b_lead"),
+        or_(
+            _LEADS.c.next_followup_at.is_(None),
+            _LEADS.c.next_followup_at > bindparam("due", type_=UTCDateTime()),
+        ),
+    )
+    .values(next_followup_at=bindparam("due", type_=UTCDateTime()))
+)
+_CLOSE_TASKS = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.customer_id == bindparam("b_customer"),
+        _TASKS.c.status == CallbackStatus.OPEN.value,
+        _TASKS.c.missed_at <= bindparam("answered_at", type_=UTCDateTime()),
+    )
+    .values(
+        status=CallbackStatus.DONE.value,
+        closed_by_call_id=bindparam("closer"),
+        closed_at=bindparam("now", type_=UTCDateTime()),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallIngest:
+    intake: IntakeResult
+    call_id: int
+    number_mapped: bool
+
+    @property
+    def status(self) -> IntakeOutcome:
+        return self.intake.status
+
+
+def ingest_call(
+    session: Session,
+    call: CallRecord,
+    *,
+    region: str = "IN",
+    policy: LeadPolicy = LeadPolicy.ATTACH,
+    callback_sla: timedelta = timedelta(minutes=30),
+) -> CallIngest:
+    virtual_number = canonical_number(call.virtual_number, region=region)
+    mapping = session.execute(_NUMBER, {"number": virtual_number}).first() if virtual_number else None
+    branch_id = mapping.branch_id if mapping else None
+    intake = Intake(
+        source=Channel.KNOWLARITY,
+        phone=call.customer_phone,
+        external_id=call.call_uuid,
+        branch_id=branch_id,
+        occurred_at=call.started_at,
+        raw_payload=call.raw,
+        extra={
+            "virtual_number": virtual_number or call.virtual_number,
+            "needs_branch": branch_id is None,
+            "campaign": mapping.campaign if mapping else None,
+            "direction": call.direction.value,
+            "answered": call.answered,
+            "origin": call.origin.value,
+        },
+    )
+    result = ingest(session, intake, region=region, policy=policy)
+    if result.status is IntakeOutcome.CREATED and mapping is not None and mapping.source_id is not None:
+        # The number stands for a particular source (a campaign's number): the new lead carries it.
+        session.execute(update(Lead).where(Lead.id == result.lead_id).values(source_id=mapping.source_id))
+    call_id = _store_call(session, call, result, mapped=branch_id is not None, region=region)
+    if result.status in (IntakeOutcome.CREATED, IntakeOutcome.ATTACHED):
+        assert result.lead_id is not None and result.customer_id is not None
+        if call.answered:
+            _close_callbacks(session, call, call_id=call_id, customer_id=result.customer_id)
+        else:
+            _open_callback(session, call, call_id=call_id, lead_id=result.lead_id,
+                           customer_id=result.customer_id, sla=callback_sla)  # fmt: skip
+    if branch_id is None and result.status is IntakeOutcome.CREATED:
+        log.debug("knowlarity call %s to unmapped number %s: lead %s needs a branch",
+                 call.call_uuid, mask(call.virtual_number), result.lead_id)  # fmt: skip
+    return CallIngest(intake=result, call_id=call_id, number_mapped=branch_id is not None)
+
+
+def _store_call(
+    session: Session, call: CallRecord, result: IntakeResult, *, mapped: bool, region: str
+) -> int:
+    values = {
+        "direction": call.direction.value,
+        "answered": call.answered,
+        "duration_seconds": call.duration_seconds,
+        "agent": call.agent,
+        "virtual_number": canonical_number(call.virtual_number, region=region) or call.virtual_number,
+        "number_mapped": mapped,
+        "customer_phone": result.phone or canonical_number(call.customer_phone, region=region),
+        "recording_url": call.recording_url,
+        "started_at": call.started_at,
+        "ended_at": call.ended_at,
+        "lead_id": result.lead_id,
+        "customer_id": result.customer_id,
+        "intake_event_id": result.event_id,
+    }
+    params = {"call_uuid": call.call_uuid, "origin": call.origin.value, "raw_payload": call.raw,
+              "created_at": utcnow(), **values}  # fmt: skip
+    # Core statements with parameters, not `.values(...)` built per call: this runs on every webhook.
+    inserted = session.execute(
+        upsert(session, _CALLS).on_conflict_do_nothing(index_elements=["call_uuid"]).returning(_CALLS.c.id),
+        params,
+    ).scalar_one_or_none()
+    if inserted is not None:
+        return int(inserted)
+    existing = session.execute(
+        select(Call).where(Call.call_uuid == call.call_uuid).with_for_update()
+    ).scalar_one()
+    # A second delivery never changes what the first recorded; it only fills what was missing.
+    for column in ("duration_seconds", "agent", "recording_url", "started_at", "ended_at", "lead_id",
+                   "customer_id", "customer_phone"):  # fmt: skip
+        if getattr(existing, column) is None and values[column] is not None:
+            setattr(existing, column, values[column])
+    session.flush()
+    return existing.id
+
+
+def _open_callback(
+    session: Session, call: CallRecord, *, call_id: int, lead_id: int, customer_id: int, sla: timedelta
+) -> None:
+    missed_at = call.started_at or utcnow()
+    answered_since = session.execute(
+        _ANSWERED_SINCE, {"customer_id": customer_id, "since": missed_at}
+    ).first()
+    if answered_since is not None:
+        return  # the poll delivered the missed call after the answered one that settles it
+    due = missed_at + sla
+    session.execute(
+        upsert(session, _TASKS).on_conflict_do_nothing(
+            index_elements=["lead_id"], index_where=text("status = 'open'")
+        ),
+        {"lead_id": lead_id, "customer_id": customer_id, "call_id": call_id, "missed_at": missed_at,
+         "due_at": due, "status": CallbackStatus.OPEN.value, "created_at": utcnow()},
+    )  # fmt: skip
+    session.execute(_FOLLOW_UP, {"b_lead": lead_id, "due": due})
+
+
+def _close_callbacks(session: Session, call: CallRecord, *, call_id: int, customer_id: int) -> None:
+    answered_at = call.started_at or utcnow()
+    session.execute(
+        _CLOSE_TASKS,
+        {"b_customer": customer_id, "answered_at": answered_at, "closer": call_id, "now": utcnow()},
+    )
