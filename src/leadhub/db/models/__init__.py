@@ -12,6 +12,7 @@ from leadhub.db.models.legacy import (
     Source,
     User,
 )
+from leadhub.db.models.meta import MetaForm, MetaPage
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "LeadLog",
     "LeadQualification",
     "LeadSourceHistory",
+    "MetaForm",
+    "MetaPage",
     "Source",
     "SourceChannel",
     "SyncCheckpoint",
