@@ -273,3 +273,6 @@ def run() -> None:
         logging.getLogger("leadhub").debug("unexpected error", exc_info=True)
         err.print(f"[red]error:[/red] {type(error).__name__}: {error} (run with --verbose for details)")
         sys.exit(1)
+
+
+from leadhub.cli import meta as _meta_commands  # noqa: E402, F401  (registers `channels meta`, `sync meta`)

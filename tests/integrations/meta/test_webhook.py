@@ -49,7 +49,7 @@ def test_signed_batch_with_numeric_and_string_ids_becomes_leads(
     wait_for_fetches(api)
     with configured() as s:
         got = s.execute(select(Lead).order_by(Lead.id)).scalars().all()
-        assert sorted(lead.external_lead_id for lead in got) == sorted(lead["id"] for lead in leads)
+        assert sorted(str(lead.external_lead_id) for lead in got) == sorted(lead["id"] for lead in leads)
         assert all(lead.raw_payload["meta"]["form_id"] == FORM for lead in got)
         assert all(lead.raw_payload["meta"]["platform"] == "fb" for lead in got)
     # A redelivery (Meta retries for 36 hours) writes nothing.
