@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     meta_retry_base_delay: float = Field(default=0.5, ge=0)
     meta_max_rate_wait_seconds: float = Field(default=300, ge=0)  # longer throttles end the run instead
     meta_timeout_seconds: float = Field(default=10, gt=0)
+    meta_sync_workers: int = Field(default=4, ge=1, le=32)  # forms synced at once
 
 
 @lru_cache(maxsize=1)

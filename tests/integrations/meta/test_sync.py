@@ -175,3 +175,17 @@ def test_repeat_enquiry_from_a_known_customer_attaches_to_the_open_lead(
     assert form.outcomes == {"created": 1, "attached": 1}
     with configured() as s:
         assert s.execute(select(func.count()).select_from(LeadLog)).scalar_one() == 1
+
+
+def test_a_second_poller_is_refused(
+    engine: Engine, settings: Settings, configured: sessionmaker[Session], client: GraphClient
+) -> None:
+    import pytest
+
+    from leadhub.integrations.locks import poller_lock
+    from leadhub.integrations.meta.sync import PollerBusy
+
+    with poller_lock(engine, "meta") as held:
+        assert held
+        with pytest.raises(PollerBusy):
+            run_sync(engine, settings, client=client)

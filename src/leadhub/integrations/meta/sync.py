@@ -9,6 +9,7 @@ the last `meta_reconcile_hours` (48 by default) now and then, for leads whose we
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -216,10 +217,18 @@ def run_sync(
                 form_ids = list(session.execute(query).scalars())
             if form_id is not None and not form_ids:
                 raise LeadhubError(f"unknown Meta form {form_id}: run `leadhub channels meta forms PAGE_ID`")
-            forms = [
-                sync_form(factory, graph, settings, form_id=f, since=since, reconcile=reconcile)
-                for f in form_ids
-            ]
+            # Forms are independent (own checkpoint, own transactions): overlap their Graph waits and
+            # database round trips. The lock above still makes this the only poller.
+            workers = max(1, min(settings.meta_sync_workers, len(form_ids) or 1))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meta-sync") as pool:
+                forms = list(
+                    pool.map(
+                        lambda f: sync_form(
+                            factory, graph, settings, form_id=f, since=since, reconcile=reconcile
+                        ),
+                        form_ids,
+                    )
+                )
     finally:
         if own_client:
             graph.close()
