@@ -73,6 +73,20 @@ class Settings(BaseSettings):
             raise ValueError("LEADHUB_KNOWLARITY_WEBHOOK_KEY is a placeholder or shorter than 16 characters")
         return value
 
+    # --- meta
+    meta_verify_token: SecretStr | None = None  # the webhook subscription handshake token
+    meta_app_secret: SecretStr | None = None  # signs webhook deliveries (X-Hub-Signature-256)
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v23.0"
+    meta_page_size: int = Field(default=100, ge=1, le=100)  # Graph misbehaves on larger limits
+    meta_reconcile_hours: int = Field(default=48, ge=1, le=24 * 90)  # Meta retries webhooks ~36 h
+    meta_reconcile_every_minutes: int = Field(default=60, ge=1)
+    meta_fetch_attempts: int = Field(default=4, ge=1, le=20)  # per Graph call, on 5xx/timeouts/code 1-2
+    meta_retry_base_delay: float = Field(default=0.5, ge=0)
+    meta_max_rate_wait_seconds: float = Field(default=300, ge=0)  # longer throttles end the run instead
+    meta_timeout_seconds: float = Field(default=10, gt=0)
+    meta_sync_workers: int = Field(default=4, ge=1, le=32)  # forms synced at once
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

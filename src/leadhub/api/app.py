@@ -9,6 +9,7 @@ from leadhub import __version__
 from leadhub.api import errors
 from leadhub.api.routers import health, leads
 from leadhub.api.routers import knowlarity as knowlarity_router
+from leadhub.api.routers import meta as meta_router
 from leadhub.config import Settings, get_settings
 from leadhub.db.session import make_engine, make_session_factory
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     app.include_router(leads.router)
     app.include_router(knowlarity_router.router)
+    app.include_router(meta_router.router)
     return app
 
 

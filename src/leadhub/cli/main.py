@@ -233,6 +233,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     engine.dispose()
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
+        if report["problems"]:
+            raise typer.Exit(1)
         return
     table = Table("channel", "scope", "last run", "last success", "problem")
     for row in report["pollers"]:
@@ -277,4 +279,5 @@ def run() -> None:
 
 # Command modules register themselves on `app` and the sub-apps above.
 from leadhub.cli import knowlarity as _knowlarity  # noqa: E402, F401
+from leadhub.cli import meta as _meta_commands  # noqa: E402, F401
 from leadhub.cli import migration as _migration  # noqa: E402, F401

@@ -20,6 +20,7 @@ from leadhub.db.models.legacy import (
     Source,
     User,
 )
+from leadhub.db.models.meta import MetaForm, MetaPage
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "LeadLog",
     "LeadQualification",
     "LeadSourceHistory",
+    "MetaForm",
+    "MetaPage",
     "Source",
     "SourceChannel",
     "SyncCheckpoint",
