@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -221,6 +222,10 @@ def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], bat
         return int(rows[-1][0]), len(rows), {}
 
     _keyset_phase(engine, report, run, "keys", _count(engine, Customer), step, progress)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:  # fresh statistics, or the merge's plans guess wildly
+            connection.execute(text("ANALYZE backfill_customer_keys"))
+            connection.commit()
 
 
 # --- merge: one customer per canonical phone; invalid ones detached ----------------------------------

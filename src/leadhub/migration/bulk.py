@@ -8,6 +8,7 @@ SQLite (small sites) gets executemany of the same statements through SQLAlchemy.
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, or_, text, update
@@ -186,12 +187,19 @@ def merge_groups_pg(session: Session, run_id: int, keys: list[str]) -> tuple[int
     For each key: its staged customers plus any customer already holding the key; the oldest
     (created_at, then id) survives and takes the key. Everything replaced is logged for undo.
     Returns (staged rows handled, customers merged away, survivors re-keyed)."""
-    members = session.execute(text(
-        "SELECT k.e164, c.id, c.created_at, c.phone_number_normalized = k.e164 AS holds FROM "
-        "(SELECT e164, customer_id FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[])) "
-        " UNION SELECT phone_number_normalized, id FROM customers WHERE phone_number_normalized = ANY(CAST(:keys AS text[]))"
-        ") AS k(e164, customer_id) JOIN customers c ON c.id = k.customer_id ORDER BY c.id FOR UPDATE OF c"
+    # Two index-driven steps (keys, then the customers by id, locked in id order): one join here
+    # let the planner hash all of `customers` on every batch.
+    pairs = session.execute(text(
+        "SELECT e164, customer_id FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[])) "
+        "UNION SELECT phone_number_normalized, id FROM customers WHERE phone_number_normalized = ANY(CAST(:keys AS text[]))"
     ), {"keys": keys}).all()  # fmt: skip
+    key_of = {customer_id: e164 for e164, customer_id in pairs}
+    members = [
+        SimpleNamespace(e164=key_of[r.id], id=r.id, created_at=r.created_at, holds=r.phone_number_normalized == key_of[r.id])
+        for r in session.execute(text(
+            "SELECT id, created_at, phone_number_normalized FROM customers WHERE id = ANY(CAST(:ids AS bigint[])) "
+            "ORDER BY id FOR UPDATE"), {"ids": sorted(key_of)}).all()
+    ]  # fmt: skip
     staged = session.execute(text(
         "SELECT count(*) FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"), {"keys": keys}).scalar_one()  # fmt: skip
     groups: dict[str, list[Any]] = {}
@@ -217,12 +225,13 @@ def merge_groups_pg(session: Session, run_id: int, keys: list[str]) -> tuple[int
         "rk": rekey_ids,
         "ph": rekey_phones,
         "keys": keys,
+        "logged": old_ids + rekey_ids,
     }
     session.execute(text(
         "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
         "SELECT :run, CASE WHEN c.id = ANY(CAST(:old AS bigint[])) THEN 'customer_merged' ELSE 'customer_before' END, "
         "'customers', c.id, to_jsonb(c), false FROM customers c "
-        "WHERE c.id = ANY(CAST(:old AS bigint[])) OR c.id = ANY(CAST(:rk AS bigint[]))"), params)  # fmt: skip
+        "WHERE c.id = ANY(CAST(:logged AS bigint[]))"), params)  # fmt: skip
     _move_pg(session, params)
     session.execute(text("DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"), params)
     session.execute(text(
