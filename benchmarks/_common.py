@@ -49,3 +49,17 @@ def machine() -> str:
         f"{datetime.now(UTC):%Y-%m-%d} · {platform.system()} {platform.machine()} · {os.cpu_count()} cores · "
         f"{cpu} · Python {platform.python_version()} · {pg}"
     )
+
+
+def pgbench_intake(url: str, seconds: int, clients: int) -> float:
+    """The raw-SQL intake anchor: ../shared/bench/intake.pgb under pgbench; returns transactions/s."""
+    import re
+
+    out = subprocess.run(
+        ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f",
+         str(SHARED / "bench" / "intake.pgb"), libpq(url)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    match = re.search(r"tps = ([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))

@@ -17,7 +17,6 @@ import argparse
 import json
 import multiprocessing as mp
 import random
-import re
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, libpq, machine, scratch_database
+from _common import SHARED, libpq, machine, pgbench_intake, scratch_database
 from leadhub.db import migrate
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.leads.intake import Channel, Intake, ingest
@@ -43,14 +42,7 @@ def prepare(url: str, leads: int) -> None:
 
 
 def run_anchor(url: str, seconds: int, clients: int) -> float:
-    out = subprocess.run(
-        ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f",
-         str(SHARED / "bench" / "intake.pgb"), libpq(url)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    match = re.search(r"tps = ([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    return pgbench_intake(url, seconds, clients)
 
 
 def _worker(url: str, seconds: float, threads: int, seed: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -27,7 +26,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, SHARED, libpq, machine, scratch_database
+from _common import REPO, libpq, machine, pgbench_intake, scratch_database
 from leadhub.db import migrate
 
 LUA = Path(__file__).resolve().parent / "webhooks.lua"
@@ -38,14 +37,7 @@ def run_anchor(url: str, seconds: int, clients: int) -> float:
         conn.execute(
             "INSERT INTO sources (display_name, source_type) VALUES ('Knowlarity', 'knowlarity_call')"
         )
-    out = subprocess.run(
-        ["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f",
-         str(SHARED / "bench" / "intake.pgb"), libpq(url)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    match = re.search(r"tps = ([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    return pgbench_intake(url, seconds, clients)
 
 
 def _free_port() -> int:

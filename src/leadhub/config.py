@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "admin", "test", "xxx", "todo"}
@@ -32,16 +32,17 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
 
-    @field_validator("admin_api_key")
+    @field_validator("admin_api_key", "knowlarity_webhook_key")
     @classmethod
-    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+    def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Shared secrets that guard an endpoint: unset, or real (16+ characters, not a placeholder)."""
         if value is None or value.get_secret_value() == "":
             return None
         secret = value.get_secret_value()
         if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
             raise ValueError(
-                "LEADHUB_ADMIN_API_KEY is a placeholder or shorter than 16 characters; "
-                "generate one with `leadhub config init` or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                f"LEADHUB_{(info.field_name or '').upper()} is a placeholder or shorter than 16 characters; "
+                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return value
 
@@ -62,16 +63,6 @@ class Settings(BaseSettings):
     knowlarity_sync_overlap_minutes: int = Field(default=30, ge=0)  # re-read window for late CDRs
     knowlarity_first_sync_hours: int = Field(default=24, ge=1)  # look-back when there is no checkpoint
     knowlarity_timeout_seconds: float = Field(default=20.0, gt=0)
-
-    @field_validator("knowlarity_webhook_key")
-    @classmethod
-    def _refuse_placeholder_webhook_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or value.get_secret_value() == "":
-            return None
-        secret = value.get_secret_value()
-        if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
-            raise ValueError("LEADHUB_KNOWLARITY_WEBHOOK_KEY is a placeholder or shorter than 16 characters")
-        return value
 
     # --- meta
     meta_verify_token: SecretStr | None = None  # the webhook subscription handshake token
