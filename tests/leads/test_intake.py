@@ -193,7 +193,11 @@ def test_replay_skips_events_recorded_without_an_intake(session: Session) -> Non
     """A vendor event recorded before it could be read (intake None) is not replayable yet."""
     from leadhub.integrations import inbox
 
-    event_id = inbox.record_event(session, source="meta", external_id="lg-77", intake=None, raw_payload={"x": 1})
+    event_id = inbox.record_event(
+        session, source="meta", external_id="lg-77", intake=None, raw_payload={"x": 1}
+    )
     assert event_id is not None
-    assert session.execute(select(IntakeEvent.id).where(IntakeEvent.intake.is_(None))).scalar_one() == event_id
+    assert (
+        session.execute(select(IntakeEvent.id).where(IntakeEvent.intake.is_(None))).scalar_one() == event_id
+    )
     assert replay(session) == []
