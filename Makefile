@@ -41,5 +41,15 @@ test-postgres: install
 	scripts/ensure-postgres
 	LEADHUB_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q
 
+## make bench: every benchmark beside its anchor (PostgreSQL; minutes each, the backfill ~20 min)
+bench: install
+	scripts/ensure-postgres
+	scripts/ensure-bench-tools
+	$(BIN)/python benchmarks/phones.py
+	$(BIN)/python benchmarks/intake.py
+	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/meta_sync.py
+	$(BIN)/python benchmarks/backfill.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

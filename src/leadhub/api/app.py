@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -11,7 +14,16 @@ from leadhub.api.routers import health, leads
 from leadhub.api.routers import knowlarity as knowlarity_router
 from leadhub.api.routers import meta as meta_router
 from leadhub.config import Settings, get_settings
+from leadhub.db.fastpath import StatementPool
 from leadhub.db.session import make_engine, make_session_factory
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    pool: StatementPool | None = app.state.statement_pool
+    if pool is not None:
+        await pool.close()
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -20,6 +32,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
     app = FastAPI(
+        lifespan=_lifespan,
         title="leadhub",
         version=__version__,
         description="Lead-to-customer CRM: one customer per phone number, every channel through one intake.",
@@ -27,6 +40,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    # The one-statement webhook path on PostgreSQL (db/fastpath.py); None on SQLite.
+    app.state.statement_pool = (
+        StatementPool(engine, max_size=settings.db_pool_size) if engine.dialect.name == "postgresql" else None
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(leads.router)

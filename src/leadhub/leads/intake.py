@@ -9,19 +9,20 @@ its reason and raw payload, and `replay` retries it later. Nothing is dropped si
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, TextClause, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
-from leadhub.customers.names import clean_name
+from leadhub.customers.names import clean_email, clean_name, clean_text
 from leadhub.customers.service import find_or_create_customer_by_phone
 from leadhub.db.dialect import dialect_name
 from leadhub.db.models import (
@@ -88,11 +89,19 @@ class Intake:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("raw_payload")  # stored once, in its own column
-        data["source"] = self.source.value
-        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
-        return data
+        # raw_payload is stored once, in its own column. (Built by hand: asdict() deep-copies, and
+        # this runs on every webhook.)
+        return {
+            "source": self.source.value,
+            "phone": self.phone,
+            "external_id": self.external_id,
+            "name": self.name,
+            "city": self.city,
+            "email": self.email,
+            "branch_id": self.branch_id,
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+            "extra": dict(self.extra),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], raw_payload: Any = None) -> Intake:
@@ -126,15 +135,106 @@ class IntakeRejected(Exception):
     """A reason this enquiry cannot become a lead now; recorded on the inbox row."""
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeError:
+    """A batch member that raised (a database error, not a rejection); nothing of it was kept."""
+
+    error: str
+
+
+# --- the server-side path (PostgreSQL; functions of revision 0006)
+
+_INGEST = text("SELECT leadhub_ingest(CAST(:p AS jsonb))")
+_INGEST_MANY = text("SELECT leadhub_ingest_many(CAST(:p AS jsonb))")
+_PROCESS = text("SELECT leadhub_process_event(:event_id, CAST(:p AS jsonb))")
+
+
+def _use_server(session: Session, server_side: bool | None) -> bool:
+    if server_side is None:
+        return dialect_name(session) == "postgresql"
+    if server_side and dialect_name(session) != "postgresql":
+        raise ValueError("server-side intake needs PostgreSQL")
+    return server_side
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def server_payload(intake: Intake, external_id: str, *, region: str, policy: LeadPolicy) -> dict[str, Any]:
+    """What the server-side functions need: the phone canonicalised and the names cleaned here, in
+    Python, by the same code the Python path uses."""
+    phone = alt_phone = reject = None
+    try:
+        parsed = parse_phone(intake.phone, region)
+        phone, alt_phone = parsed.e164, (parsed.extra[0] if parsed.extra else None)
+    except PhoneError as error:
+        reject = str(error)
+    display_name, source_type = LEGACY_SOURCES[intake.source]
+    return {
+        "source": intake.source.value,
+        "external_id": external_id,
+        "external_lead_id": intake.external_id,
+        "intake": intake.to_json(),
+        "raw_payload": intake.raw_payload,
+        "phone": phone,
+        "alt_phone": alt_phone,
+        "reject": reject,
+        "name": clean_name(intake.name),
+        "city": clean_text(intake.city),
+        "email": clean_email(intake.email),
+        "branch_id": intake.branch_id,
+        "occurred_at": intake.occurred_at.isoformat() if intake.occurred_at else None,
+        "policy": policy.value,
+        "source_name": display_name,
+        "source_type": source_type,
+    }
+
+
+def _run_server(
+    session: Session, statement: TextClause, params: dict[str, Any], intake: Intake
+) -> IntakeResult:
+    session.flush()  # the function must see what the unit of work holds
+    return _result(session.execute(statement, params).scalar_one(), intake)
+
+
+def _result(answer: dict[str, Any], intake: Intake) -> IntakeResult:
+    result = IntakeResult(
+        status=IntakeOutcome(answer["status"]),
+        event_id=int(answer["event_id"]),
+        lead_id=answer.get("lead_id"),
+        customer_id=answer.get("customer_id"),
+        customer_created=bool(answer.get("customer_created", False)),
+        phone=answer.get("phone"),
+        reason=answer.get("reason"),
+    )
+    if result.status is IntakeOutcome.FAILED:
+        log.warning("intake %s/%s failed: %s (phone %s)", intake.source, result.event_id, result.reason,
+                    mask(intake.phone))  # fmt: skip
+    return result
+
+
 def ingest(
     session: Session,
     intake: Intake,
     *,
     region: str = "IN",
     policy: LeadPolicy = LeadPolicy.ATTACH,
+    claim_pending: bool = False,
+    server_side: bool | None = None,
 ) -> IntakeResult:
-    """Record and process one enquiry. Flushes, never commits: the caller's unit of work does."""
+    """Record and process one enquiry. Flushes, never commits: the caller's unit of work does.
+
+    `claim_pending`: an event recorded earlier but still pending (a Meta webhook waiting for its
+    fetch) is processed now with this intake instead of being answered as a duplicate.
+    On PostgreSQL the work runs server-side (`leadhub_ingest`, revision 0006) unless `server_side`
+    is False; the rule is the same, proven by tests/leads/test_server_side.py.
+    """
     external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
+    if _use_server(session, server_side):
+        payload = server_payload(intake, external_id, region=region, policy=policy)
+        payload["claim_pending"] = claim_pending
+        return _run_server(session, _INGEST, {"p": _dumps(payload)}, intake)
     event_id = inbox.record_event(
         session,
         source=intake.source.value,
@@ -145,6 +245,13 @@ def ingest(
     if event_id is None:
         first = inbox.find_event(session, source=intake.source.value, external_id=external_id)
         assert first is not None  # the conflicting row is committed, or ON CONFLICT would have waited
+        if claim_pending and first.status == IntakeStatus.PENDING.value:
+            session.refresh(first, with_for_update=True)
+            if first.status == IntakeStatus.PENDING.value:
+                first.intake = intake.to_json()
+                session.flush()
+                return process_event(session, first.id, intake, external_id=external_id, region=region,
+                                     policy=policy, server_side=False)  # fmt: skip
         return IntakeResult(
             status=IntakeOutcome.DUPLICATE,
             event_id=first.id,
@@ -152,7 +259,52 @@ def ingest(
             customer_id=first.customer_id,
             reason=first.reason,
         )
-    return process_event(session, event_id, intake, external_id=external_id, region=region, policy=policy)
+    return process_event(session, event_id, intake, external_id=external_id, region=region, policy=policy,
+                         server_side=False)  # fmt: skip
+
+
+def ingest_many(
+    session: Session,
+    intakes: Sequence[Intake],
+    *,
+    region: str = "IN",
+    policy: LeadPolicy = LeadPolicy.ATTACH,
+    claim_pending: bool = False,
+    server_side: bool | None = None,
+) -> list[IntakeResult | IntakeError]:
+    """`ingest` for a batch (a sync page). Each enquiry is isolated: one that raises is answered with
+    an IntakeError and the others are kept. On PostgreSQL the batch is one round trip."""
+    if not intakes:
+        return []
+    if _use_server(session, server_side):
+        payloads = []
+        for intake in intakes:
+            external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
+            payload = server_payload(intake, external_id, region=region, policy=policy)
+            payload["claim_pending"] = claim_pending
+            payloads.append(payload)
+        session.flush()
+        answers = session.execute(_INGEST_MANY, {"p": _dumps(payloads)}).scalar_one()
+        results: list[IntakeResult | IntakeError] = []
+        for intake, answer in zip(intakes, answers, strict=True):
+            if "error" in answer:
+                results.append(IntakeError(answer["error"]))
+            else:
+                results.append(_result(answer, intake))
+        return results
+    out: list[IntakeResult | IntakeError] = []
+    for intake in intakes:
+        savepoint = session.begin_nested()
+        try:
+            result = ingest(session, intake, region=region, policy=policy, claim_pending=claim_pending,
+                            server_side=False)  # fmt: skip
+            savepoint.commit()
+        except Exception as error:  # isolate the batch's members, as the server-side loop does
+            savepoint.rollback()
+            out.append(IntakeError(f"{type(error).__name__}: {error}"))
+            continue
+        out.append(result)
+    return out
 
 
 def process_event(
@@ -163,8 +315,12 @@ def process_event(
     external_id: str,
     region: str = "IN",
     policy: LeadPolicy = LeadPolicy.ATTACH,
+    server_side: bool | None = None,
 ) -> IntakeResult:
     """Turn a recorded inbox event into a lead, and record the outcome on the event."""
+    if _use_server(session, server_side):
+        payload = server_payload(intake, external_id, region=region, policy=policy)
+        return _run_server(session, _PROCESS, {"event_id": event_id, "p": _dumps(payload)}, intake)
     try:
         result = _make_lead(session, event_id, intake, external_id=external_id, region=region, policy=policy)
     except IntakeRejected as rejected:
@@ -191,6 +347,7 @@ def replay(
     region: str = "IN",
     policy: LeadPolicy = LeadPolicy.ATTACH,
     limit: int = 1000,
+    server_side: bool | None = None,
 ) -> list[IntakeResult]:
     """Process failed or pending events again (after a fix, a library upgrade, or with a corrected phone)."""
     query = (
@@ -210,7 +367,13 @@ def replay(
             event.intake = intake.to_json()
         results.append(
             process_event(
-                session, event.id, intake, external_id=event.external_id, region=region, policy=policy
+                session,
+                event.id,
+                intake,
+                external_id=event.external_id,
+                region=region,
+                policy=policy,
+                server_side=server_side,
             )
         )
     return results

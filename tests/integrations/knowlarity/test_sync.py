@@ -193,7 +193,11 @@ def test_the_checkpoint_stops_before_a_call_the_database_refused(
     refused = records[6]
 
     def refuse(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO CALLS") and refused["uuid"] in str(params):
+        # The call's write: the calls INSERT (Python path) or the one server-side call (PostgreSQL).
+        writes = (
+            statement.lstrip().upper().startswith("INSERT INTO CALLS") or "leadhub_ingest_call" in statement
+        )
+        if writes and refused["uuid"] in str(params):
             raise OperationalError(statement, params, Exception("disk full"))
 
     event.listen(engine, "before_cursor_execute", refuse)

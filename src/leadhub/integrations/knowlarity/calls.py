@@ -9,20 +9,23 @@ calls before it. Everything here flushes; the caller commits.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
-from leadhub.db.dialect import upsert
+from leadhub.db.dialect import dialect_name, upsert
+from leadhub.db.fastpath import StatementPool
 from leadhub.db.models import Call, CallbackStatus, CallbackTask, KnowlarityNumber, Lead
 from leadhub.db.types import UTCDateTime, utcnow
 from leadhub.integrations.knowlarity.numbers import canonical_number
 from leadhub.integrations.knowlarity.payloads import CallRecord
-from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest
+from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest, server_payload
 from leadhub.phones import mask
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,14 @@ def ingest_call(
     region: str = "IN",
     policy: LeadPolicy = LeadPolicy.ATTACH,
     callback_sla: timedelta = timedelta(minutes=30),
+    server_side: bool | None = None,
 ) -> CallIngest:
+    """One call through the shared intake; on PostgreSQL in one round trip (`leadhub_ingest_call`,
+    revision 0006) unless `server_side` is False. The Python body below is the same rule."""
+    if server_side is None:
+        server_side = dialect_name(session) == "postgresql"
+    if server_side:
+        return _ingest_call_server(session, call, region=region, policy=policy, callback_sla=callback_sla)
     virtual_number = canonical_number(call.virtual_number, region=region)
     mapping = session.execute(_NUMBER, {"number": virtual_number}).first() if virtual_number else None
     branch_id = mapping.branch_id if mapping else None
@@ -123,6 +133,81 @@ def ingest_call(
         log.debug("knowlarity call %s to unmapped number %s: lead %s needs a branch",
                  call.call_uuid, mask(call.virtual_number), result.lead_id)  # fmt: skip
     return CallIngest(intake=result, call_id=call_id, number_mapped=branch_id is not None)
+
+
+_INGEST_CALL = text("SELECT leadhub_ingest_call(CAST(:p AS jsonb))")
+
+
+def _ingest_call_server(
+    session: Session, call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta
+) -> CallIngest:
+    """The call as one statement in the session's unit of work."""
+    payload = call_payload(call, region=region, policy=policy, callback_sla=callback_sla)
+    session.flush()
+    return _call_result(session.execute(_INGEST_CALL, {"p": payload}).scalar_one())
+
+
+async def ingest_call_autocommit(
+    pool: StatementPool,
+    call: CallRecord,
+    *,
+    region: str = "IN",
+    policy: LeadPolicy = LeadPolicy.ATTACH,
+    callback_sla: timedelta = timedelta(minutes=30),
+) -> CallIngest:
+    """PostgreSQL: the call as one statement that is its own transaction (the webhook's path)."""
+    payload = call_payload(call, region=region, policy=policy, callback_sla=callback_sla)
+    return _call_result(await pool.call_json("SELECT leadhub_ingest_call(%s::jsonb)", payload))
+
+
+def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta) -> str:
+    """The JSON document `leadhub_ingest_call` takes (see revision 0006)."""
+    virtual_number = canonical_number(call.virtual_number, region=region)
+    intake = Intake(
+        source=Channel.KNOWLARITY,
+        phone=call.customer_phone,
+        external_id=call.call_uuid,
+        occurred_at=call.started_at,
+        raw_payload=call.raw,
+        extra={
+            "virtual_number": virtual_number or call.virtual_number,
+            "direction": call.direction.value,
+            "answered": call.answered,
+            "origin": call.origin.value,
+        },  # the function adds needs_branch and campaign from the number's mapping
+    )
+    payload = server_payload(intake, call.call_uuid, region=region, policy=policy)
+    payload["sla_seconds"] = callback_sla.total_seconds()
+    payload["call"] = {
+        "call_uuid": call.call_uuid,
+        "origin": call.origin.value,
+        "direction": call.direction.value,
+        "answered": call.answered,
+        "duration_seconds": call.duration_seconds,
+        "agent": call.agent,
+        "lookup_number": virtual_number,
+        "virtual_number": virtual_number or call.virtual_number,
+        "customer_phone": canonical_number(call.customer_phone, region=region),
+        "recording_url": call.recording_url,
+        "started_at": call.started_at.isoformat() if call.started_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+    }
+    return json.dumps(payload, default=str, separators=(",", ":"))
+
+
+def _call_result(answer: dict[str, Any]) -> CallIngest:
+    result = IntakeResult(
+        status=IntakeOutcome(answer["status"]),
+        event_id=int(answer["event_id"]),
+        lead_id=answer.get("lead_id"),
+        customer_id=answer.get("customer_id"),
+        customer_created=bool(answer.get("customer_created", False)),
+        phone=answer.get("phone"),
+        reason=answer.get("reason"),
+    )
+    return CallIngest(
+        intake=result, call_id=int(answer["call_id"]), number_mapped=bool(answer["number_mapped"])
+    )
 
 
 def _store_call(

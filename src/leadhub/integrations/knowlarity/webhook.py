@@ -20,10 +20,11 @@ from urllib.parse import parse_qsl
 from sqlalchemy.orm import Session
 
 from leadhub.config import Settings
+from leadhub.db.fastpath import StatementPool
 from leadhub.db.models import IntakeStatus
 from leadhub.errors import AuthenticationError, NotConfiguredError, ValidationFailed
 from leadhub.integrations import inbox
-from leadhub.integrations.knowlarity.calls import CallIngest, ingest_call
+from leadhub.integrations.knowlarity.calls import CallIngest, ingest_call, ingest_call_autocommit
 from leadhub.integrations.knowlarity.payloads import PayloadError, parse_push, payload_fingerprint
 from leadhub.leads.intake import Channel
 from leadhub.phones import mask
@@ -74,6 +75,30 @@ def read_payload(query: Mapping[str, str], content_type: str | None, body: bytes
         data.update((k, v) for k, v in parse_qsl(text, keep_blank_values=True) if k != KEY_PARAM)
         return ReadPayload(data)
     return ReadPayload({**data, "_body": text[:10_000]}, f"unsupported content type {kind!r}")
+
+
+async def receive_push_autocommit(
+    pool: StatementPool | None, payload: ReadPayload, *, settings: Settings
+) -> CallIngest | None:
+    """The fast entrance on PostgreSQL: a usable push is one statement in its own transaction. None
+    when the payload cannot be a call (then `receive_push` records it as failed and answers 4xx)."""
+    if payload.problem is not None or pool is None:
+        return None
+    try:
+        call = parse_push(payload.data)
+    except PayloadError:
+        return None
+    result = await ingest_call_autocommit(
+        pool,
+        call,
+        region=settings.phone_region,
+        policy=settings.knowlarity_lead_policy,
+        callback_sla=timedelta(minutes=settings.knowlarity_callback_sla_minutes),
+    )
+    if result.intake.lead_id is None:
+        log.warning("knowlarity call %s from %s kept as failed: %s",
+                    call.call_uuid, mask(call.customer_phone), result.intake.reason)  # fmt: skip
+    return result
 
 
 def receive_push(session: Session, payload: ReadPayload, *, settings: Settings) -> CallIngest:

@@ -23,7 +23,7 @@ from leadhub.errors import NotFoundError, ValidationFailed
 from leadhub.integrations.meta.client import GraphClient, GraphError, GraphTokenError
 from leadhub.integrations.meta.mapper import IGNORE, TARGETS, FormRules, MetaPayloadError, map_lead
 from leadhub.integrations.meta.webhook import LeadgenChange
-from leadhub.leads.intake import Channel, IntakeOutcome, IntakeResult, ingest, process_event
+from leadhub.leads.intake import Channel, IntakeResult, ingest
 
 log = logging.getLogger(__name__)
 SOURCE = Channel.META.value
@@ -181,21 +181,7 @@ def ingest_lead(
 ) -> IntakeResult:
     """One Graph lead through the shared intake. A lead a webhook recorded first (pending, waiting for
     its fetch) is processed here instead of being reported as a duplicate: one lead either way."""
-    intake = map_lead(lead, rules)
-    result = ingest(session, intake, region=region, policy=policy)
-    if result.status is not IntakeOutcome.DUPLICATE:
-        return result
-    event = session.execute(
-        select(IntakeEvent).where(IntakeEvent.id == result.event_id).with_for_update()
-    ).scalar_one()
-    if event.status != IntakeStatus.PENDING.value:
-        return result
-    event.intake = intake.to_json()
-    session.flush()
-    assert intake.external_id is not None
-    return process_event(
-        session, event.id, intake, external_id=intake.external_id, region=region, policy=policy
-    )
+    return ingest(session, map_lead(lead, rules), region=region, policy=policy, claim_pending=True)
 
 
 def record_webhook(session: Session, changes: list[LeadgenChange]) -> list[int]:
