@@ -17,6 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
+# How these connections show in pg_stat_activity.
+APPLICATION_NAME = "leadhub-webhook"
 
 
 class StatementPool:
@@ -28,6 +30,7 @@ class StatementPool:
         self._max_size = max_size
         self._pool: AsyncConnectionPool | None = None
         self._lock: asyncio.Lock | None = None
+        self._check: asyncio.Task[None] | None = None
 
     async def _open(self) -> AsyncConnectionPool:
         self._lock = self._lock or asyncio.Lock()
@@ -37,7 +40,7 @@ class StatementPool:
                     self._conninfo,
                     min_size=1,
                     max_size=self._max_size,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
                     name="leadhub-statements",
                     open=False,
                 )
@@ -53,22 +56,29 @@ class StatementPool:
         first attempt had committed, the second finds its inbox row and answers "duplicate".
         """
         pool = self._pool or await self._open()
-        for attempt in (1, 2):
-            try:
-                async with pool.connection() as conn:
-                    cursor = await conn.execute(sql, (payload,))
-                    row = await cursor.fetchone()
-                assert row is not None
-                return row[0]
-            except psycopg.OperationalError as error:
-                if attempt == 2:
-                    raise
-                log.warning(
-                    "database connection lost (%s); sending the statement once more", type(error).__name__
-                )
-        raise AssertionError("unreachable")
+        try:
+            async with pool.connection() as conn:
+                return await _one(conn, sql, payload)
+        except psycopg.OperationalError as error:
+            log.warning(
+                "database connection lost (%s); sending the statement once more", type(error).__name__
+            )
+        # The server may have dropped every pooled connection (a restart): check them in the background
+        # and send this statement on a connection of its own.
+        self._check = asyncio.get_running_loop().create_task(pool.check())  # a reference keeps it alive
+        async with await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, application_name=APPLICATION_NAME
+        ) as fresh:
+            return await _one(fresh, sql, payload)
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> Any:
+    cursor = await conn.execute(sql, (payload,))
+    row = await cursor.fetchone()
+    assert row is not None
+    return row[0]

@@ -8,15 +8,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadhub.db.fastpath import APPLICATION_NAME
 from leadhub.db.models import Branch, Call, CallbackTask, Customer, IntakeEvent, Lead, LeadSourceHistory
 from leadhub.db.session import session_scope
 from leadhub.integrations.knowlarity.calls import ingest_call
 from leadhub.integrations.knowlarity.numbers import add_number
 from leadhub.integrations.knowlarity.payloads import parse_push
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from tests.conftest import requires_postgres
 
 from .conftest import EXAMPLES, EXPECTED, P1_IVR, P2_MISSED, P3_ANSWERED, WEBHOOK_KEY, send
 
@@ -299,3 +301,26 @@ def test_the_key_is_never_stored_even_when_sent_in_the_body(
         event = s.execute(select(IntakeEvent)).scalar_one()
         call = s.execute(select(Call)).scalar_one()
     assert WEBHOOK_KEY not in str(event.raw_payload) and WEBHOOK_KEY not in str(call.raw_payload)
+
+
+@requires_postgres
+def test_a_push_after_the_server_dropped_the_connection_is_still_recorded_once(
+    client: TestClient, engine: Any, factory: sessionmaker[Session]
+) -> None:
+    """The webhook's autocommit connections (db/fastpath.py) outlive a database restart or a pooler's
+    idle timeout: the dropped connection is replaced and the push answered 200, stored once."""
+    first = client.post(f"/webhooks/knowlarity?key={WEBHOOK_KEY}", json=P3_ANSWERED)
+    assert first.status_code == 200
+    with engine.connect() as conn:
+        killed = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :a"),
+            {"a": APPLICATION_NAME},
+        ).scalar_one()
+    assert killed >= 1
+    second = {**P2_MISSED, "callid": "after-the-drop"}
+    response = client.post(f"/webhooks/knowlarity?key={WEBHOOK_KEY}", json=second)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] in ("created", "attached")
+    with factory() as s:
+        uuids = s.execute(select(Call.call_uuid).where(Call.call_uuid == "after-the-drop")).scalars().all()
+    assert uuids == ["after-the-drop"]
