@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, TextClause, func, insert, select, text
+from sqlalchemy import Table, TextClause, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
@@ -27,6 +27,7 @@ from leadhub.customers.service import find_or_create_customer_by_phone
 from leadhub.db.dialect import dialect_name
 from leadhub.db.models import (
     Branch,
+    Call,
     IntakeEvent,
     IntakeStatus,
     Lead,
@@ -42,6 +43,7 @@ from leadhub.phones import PhoneError, mask, parse_phone
 
 log = logging.getLogger(__name__)
 _LEADS = cast(Table, Lead.__table__)
+_CALLS = cast(Table, Call.__table__)
 
 
 class Channel(StrEnum):
@@ -320,6 +322,7 @@ def process_event(
     """Turn a recorded inbox event into a lead, and record the outcome on the event."""
     if _use_server(session, server_side):
         payload = server_payload(intake, external_id, region=region, policy=policy)
+        payload["replay"] = True
         return _run_server(session, _PROCESS, {"event_id": event_id, "p": _dumps(payload)}, intake)
     try:
         result = _make_lead(session, event_id, intake, external_id=external_id, region=region, policy=policy)
@@ -335,6 +338,13 @@ def process_event(
         outcome=result.status.value,
         lead_id=result.lead_id,
         customer_id=result.customer_id,
+    )
+    # A call kept as failed (bad caller number) and now replayed learns its lead. (On a first
+    # delivery no call row exists yet: the call is stored after the intake.)
+    session.execute(
+        update(_CALLS)
+        .where(_CALLS.c.intake_event_id == event_id, _CALLS.c.lead_id.is_(None))
+        .values(lead_id=result.lead_id, customer_id=result.customer_id, customer_phone=result.phone)
     )
     return result
 

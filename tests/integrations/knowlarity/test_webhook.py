@@ -17,7 +17,7 @@ from leadhub.db.session import session_scope
 from leadhub.integrations.knowlarity.calls import ingest_call
 from leadhub.integrations.knowlarity.numbers import add_number
 from leadhub.integrations.knowlarity.payloads import parse_push
-from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest, replay
 from tests.conftest import requires_postgres
 
 from .conftest import EXAMPLES, EXPECTED, P1_IVR, P2_MISSED, P3_ANSWERED, WEBHOOK_KEY, send
@@ -181,6 +181,22 @@ def test_invalid_caller_number_is_4xx_kept_failed_and_the_call_recorded(
         call = s.execute(select(Call)).scalar_one()
     assert event.status == "failed" and call.lead_id is None
     assert _count(factory, Lead) == 0
+
+
+def test_a_failed_call_replayed_with_a_corrected_number_links_its_call_to_the_lead(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    send(client, {**P3_ANSWERED, "caller_id": "12345"}, "json")
+    with session_scope(factory) as s:
+        event_id = s.execute(select(IntakeEvent.id)).scalar_one()
+        [result] = replay(s, event_ids=[event_id], phone="98123 45678")
+    assert result.status is IntakeOutcome.CREATED
+    with factory() as s:
+        call = s.execute(select(Call)).scalar_one()
+        event = s.get(IntakeEvent, event_id)
+    assert event is not None and event.status == "processed"
+    assert (call.lead_id, call.customer_id) == (result.lead_id, result.customer_id)
+    assert call.customer_phone == "+919812345678"
 
 
 def test_mapped_number_gives_the_branch_and_a_second_call_attaches(
