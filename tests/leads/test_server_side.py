@@ -13,14 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.config import LeadPolicy
 from leadhub.customers.names import clean_name
-from leadhub.db.models import Branch, Customer, KnowlarityNumber, Lead, Source
+from leadhub.db.models import AssignmentRule, Branch, Customer, KnowlarityNumber, Lead, Source, User
 from leadhub.integrations.knowlarity.calls import ingest_call
 from leadhub.integrations.knowlarity.payloads import CallRecord, Direction, Origin
+from leadhub.leads.assignment import add_member
 from leadhub.leads.intake import Channel, Intake, IntakeError, IntakeOutcome, ingest, ingest_many, replay
 from leadhub.leads.status import CLOSED_STATUSES, is_open
 from tests.conftest import _tables, requires_postgres
@@ -31,7 +32,7 @@ T0 = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)
 # Every column stamped with the time of the write, which the two runs cannot share.
 STAMPED = {"created_at", "updated_at", "received_at", "processed_at", "closed_at"}
 COMPARED = ["customers", "leads_master", "intake_events", "lead_sources_history", "leads_logs", "calls",
-            "callback_tasks", "sources", "source_channels"]  # fmt: skip
+            "callback_tasks", "sources", "source_channels", "assignment_members"]  # fmt: skip
 
 PHONES = ["98765 43210", "+91 98765-43210", "919876543210", "09876543210", "p:+918888777766",
           "8888777766", "+1 415 555 2671", "12345", "", None, "98765 43210 / 9123456789", "91234 56789",
@@ -56,6 +57,19 @@ def _seed(session: Session) -> dict[str, Any]:
                          campaign="diwali"),
         KnowlarityNumber(number="+918069000003", branch_id=None, campaign="unplaced"),
     ])  # fmt: skip
+    # Who works the leads: a weighted rotation for branch 0, a sticky round robin for calls, and a
+    # rotation for everything else whose only active member is later disabled mid-script.
+    people = [User(username=f"cre{i}", role="CRE", status=True) for i in range(4)]
+    session.add_all(people)
+    session.flush()
+    rules = [AssignmentRule(name="branch 0", branch_id=branches[0].id, mode="weighted", priority=10),
+             AssignmentRule(name="calls", channel="knowlarity", priority=20),
+             AssignmentRule(name="rest", priority=90, sticky=False)]  # fmt: skip
+    session.add_all(rules)
+    session.flush()
+    for rule, members in zip(rules, [[(0, 1), (1, 3)], [(1, 1), (2, 1), (3, 1)], [(3, 1)]], strict=True):
+        for who, weight in members:
+            add_member(session, rule_id=rule.id, user_id=people[who].user_id, weight=weight)
     # Customers made before leadhub: placeholder and blank attributes, and leads in every legacy status.
     rng = random.Random(7)
     for i, status in enumerate(LEGACY_STATUSES):
@@ -70,7 +84,7 @@ def _seed(session: Session) -> dict[str, Any]:
                          branch_id=branches[i % 3].id, enquired_at=T0 - timedelta(days=i),
                          created_at=T0, updated_at=T0, total_attempts=0, is_qualified=False))  # fmt: skip
     session.flush()
-    return {"branches": [b.id for b in branches]}
+    return {"branches": [b.id for b in branches], "people": [p.user_id for p in people]}
 
 
 def _script(session: Session, seed: dict[str, Any], *, server_side: bool) -> None:
@@ -112,6 +126,8 @@ def _script(session: Session, seed: dict[str, Any], *, server_side: bool) -> Non
                             raw_payload={"batch": step, "i": i}) for i in range(rng.randrange(1, 6))]  # fmt: skip
             results = ingest_many(session, batch, policy=policy, claim_pending=True, server_side=server_side)
             assert not any(isinstance(r, IntakeError) for r in results)
+        if step == 120:
+            session.execute(update(User).where(User.user_id == seed["people"][3]).values(status=False))
         if step % 50 == 49:
             replay(session, phone="+919999988888", limit=3, server_side=server_side)
     session.flush()
@@ -159,6 +175,8 @@ def test_the_functions_write_exactly_what_the_python_path_writes(
     assert {"created", "attached", "failed"} <= outcomes
     assert any(dict(row)["status"] == "done" for row in python["callback_tasks"])
     assert python["lead_sources_history"] and python["leads_logs"]
+    reasons = {dict(row)["metadata"].get("reason") for row in python["leads_logs"] if dict(row)["metadata"]}
+    assert {"weighted", "round_robin", "sticky"} <= reasons
     for table in COMPARED:
         assert len(server[table]) == len(python[table]), table
         for mine, theirs in zip(server[table], python[table], strict=True):

@@ -38,6 +38,7 @@ from leadhub.db.models import (
 )
 from leadhub.db.types import utcnow
 from leadhub.integrations import inbox
+from leadhub.leads.assignment import assign_new_lead
 from leadhub.leads.status import NEW, open_lead_clause
 from leadhub.phones import PhoneError, mask, parse_phone
 
@@ -131,6 +132,7 @@ class IntakeResult:
     customer_created: bool = False
     phone: str | None = None  # E.164
     reason: str | None = None
+    assigned_to: int | None = None  # a new lead's owner, when a rule assigned it
 
 
 class IntakeRejected(Exception):
@@ -209,6 +211,7 @@ def _result(answer: dict[str, Any], intake: Intake) -> IntakeResult:
         customer_created=bool(answer.get("customer_created", False)),
         phone=answer.get("phone"),
         reason=answer.get("reason"),
+        assigned_to=answer.get("assigned_to"),
     )
     if result.status is IntakeOutcome.FAILED:
         log.warning("intake %s/%s failed: %s (phone %s)", intake.source, result.event_id, result.reason,
@@ -412,6 +415,7 @@ def _make_lead(
     now = utcnow()
 
     lead = None
+    assignment = None
     if policy is LeadPolicy.ATTACH and not match.created:
         lead = _open_lead(session, customer.id, intake.branch_id)
     if lead is not None:
@@ -440,6 +444,8 @@ def _make_lead(
             .returning(_LEADS.c.id)
         ).scalar_one()
         status = IntakeOutcome.CREATED
+        assignment = assign_new_lead(session, lead_id=lead_id, customer_id=customer.id,
+                                     channel=intake.source.value, branch_id=intake.branch_id)  # fmt: skip
     return IntakeResult(
         status=status,
         event_id=event_id,
@@ -447,6 +453,7 @@ def _make_lead(
         customer_id=customer.id,
         customer_created=match.created,
         phone=parsed.e164,
+        assigned_to=assignment.user_id if assignment else None,
     )
 
 

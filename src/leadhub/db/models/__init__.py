@@ -1,5 +1,6 @@
 """ORM models: the adopted legacy tables (exact names and columns) and leadhub's own."""
 
+from leadhub.db.models.assignment import AssignmentMember, AssignmentRule
 from leadhub.db.models.backfill import (
     BackfillCustomerAttrs,
     BackfillCustomerKey,
@@ -24,6 +25,8 @@ from leadhub.db.models.meta import MetaForm, MetaPage
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
+    "AssignmentMember",
+    "AssignmentRule",
     "BackfillCustomerAttrs",
     "BackfillCustomerKey",
     "BackfillLeadLog",

@@ -204,6 +204,7 @@ def _call_result(answer: dict[str, Any]) -> CallIngest:
         customer_created=bool(answer.get("customer_created", False)),
         phone=answer.get("phone"),
         reason=answer.get("reason"),
+        assigned_to=answer.get("assigned_to"),
     )
     return CallIngest(
         intake=result, call_id=int(answer["call_id"]), number_mapped=bool(answer["number_mapped"])

@@ -84,6 +84,13 @@ END
 $fn$;
 """
 
+# What happens to a lead the intake has just created, beyond the intake itself. Here nothing; a later
+# revision (assignment) replaces it. Answers a JSON object merged into the intake's answer, or NULL.
+AFTER_CREATE = """
+CREATE OR REPLACE FUNCTION leadhub_after_create(p_lead bigint, p_customer bigint, p jsonb) RETURNS jsonb
+LANGUAGE sql AS $fn$ SELECT NULL::jsonb $fn$;
+"""
+
 # leads.intake.process_event: an inbox event (already recorded) becomes a lead.
 # p: source, external_id, external_lead_id, intake, raw_payload, phone (E.164) or reject (reason),
 #    alt_phone, name/city/email (cleaned), branch_id, occurred_at, policy, source_name, source_type.
@@ -108,6 +115,7 @@ DECLARE
   v_lead_status text;
   v_outcome text;
   v_attempt int;
+  v_after jsonb;
 BEGIN
   IF v_reason IS NULL AND v_branch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM branches WHERE id = v_branch) THEN
     v_reason := 'unknown branch id ' || v_branch;
@@ -179,6 +187,7 @@ BEGIN
             v_branch, v_customer.id, coalesce((p->>'occurred_at')::timestamptz, v_now), v_now, v_now)
     RETURNING id INTO v_lead_id;
     v_outcome := 'created';
+    v_after := leadhub_after_create(v_lead_id, v_customer.id, p);
   END IF;
 
   UPDATE intake_events
@@ -191,7 +200,8 @@ BEGIN
      WHERE intake_event_id = p_event_id AND lead_id IS NULL;
   END IF;
   RETURN jsonb_build_object('status', v_outcome, 'event_id', p_event_id, 'lead_id', v_lead_id,
-                            'customer_id', v_customer.id, 'customer_created', v_created, 'phone', v_phone);
+                            'customer_id', v_customer.id, 'customer_created', v_created, 'phone', v_phone)
+         || coalesce(v_after, '{}'::jsonb);
 END
 $fn$;
 """
@@ -333,13 +343,23 @@ END
 $fn$;
 """
 
-FUNCTIONS = (CLEAN_NAME, LEAD_IS_OPEN, SOURCE_FOR, PROCESS_EVENT, INGEST, INGEST_MANY, INGEST_CALL)
+FUNCTIONS = (
+    CLEAN_NAME,
+    LEAD_IS_OPEN,
+    SOURCE_FOR,
+    AFTER_CREATE,
+    PROCESS_EVENT,
+    INGEST,
+    INGEST_MANY,
+    INGEST_CALL,
+)
 NAMES = (
     "leadhub_ingest_call(jsonb)",
     "leadhub_ingest_many(jsonb)",
     "leadhub_ingest(jsonb)",
     "leadhub_process_event(bigint, jsonb)",
     "leadhub_source_for(text, text, text)",
+    "leadhub_after_create(bigint, bigint, jsonb)",
     "leadhub_lead_is_open(text, boolean)",
     "leadhub_clean_name(text)",
 )

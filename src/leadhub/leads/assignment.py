@@ -1,0 +1,199 @@
+"""Who works a lead: rules, rotation, stickiness, manual and bulk assignment.
+
+Every intake path that creates a lead assigns it in the same transaction (SQLite: here; PostgreSQL:
+`leadhub_after_create`, revision 0009, the same rule, compared by tests/leads/test_server_side.py):
+
+1. The first active rule (by priority, then id) whose channel and branch match (None matches any)
+   and whose days and hours, in the rule's own time zone, include now.
+2. A sticky rule gives the lead to the person who owns the customer's most recent assigned lead,
+   when that person is active.
+3. Otherwise the rotation: the rule's row is locked, the active member with the fewest leads
+   (weighted: the lowest (count + 1) / weight) gets it, and its counter is incremented in the same
+   statement that SQL makes atomic. 100 concurrent intakes over 3 people give 33/33/34.
+4. No rule, or nobody active: the lead stays unassigned (the unassigned queue).
+
+Every assignment writes one `leads_logs` row with the reason (`metadata.action = "assigned"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from leadhub.db.models import AssignmentMember, AssignmentRule, Lead, LeadLog, User
+from leadhub.db.types import utcnow
+from leadhub.errors import ValidationFailed
+
+MODES = ("round_robin", "weighted")
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    lead_id: int
+    user_id: int
+    reason: str  # sticky | round_robin | weighted | manual
+    rule_id: int | None = None
+
+
+def rule_is_active(
+    days: str, active_from: time | None, active_to: time | None, timezone: str, at: datetime
+) -> bool:
+    """Whether a rule applies at `at`: the ISO weekday (1 = Monday) in `days` and the local time in
+    [from, to); a window ending before it starts crosses midnight (22:00-06:00)."""
+    local = at.astimezone(ZoneInfo(timezone))
+    if str(local.isoweekday()) not in days:
+        return False
+    if active_from is None or active_to is None:
+        return True
+    now = local.time().replace(tzinfo=None)
+    if active_from <= active_to:
+        return active_from <= now < active_to
+    return now >= active_from or now < active_to
+
+
+def assign_new_lead(
+    session: Session, *, lead_id: int, customer_id: int, channel: str, branch_id: int | None
+) -> Assignment | None:
+    """Assign a lead the intake has just created (see the module's rule). Flushes, never commits."""
+    now = utcnow()
+    rules = session.execute(
+        select(AssignmentRule)
+        .where(
+            AssignmentRule.is_active.is_(True),
+            (AssignmentRule.channel.is_(None)) | (AssignmentRule.channel == channel),
+            (AssignmentRule.branch_id.is_(None)) | (AssignmentRule.branch_id == branch_id),
+        )
+        .order_by(AssignmentRule.priority, AssignmentRule.id)
+    ).scalars()
+    rule = next(
+        (r for r in rules if rule_is_active(r.active_days, r.active_from, r.active_to, r.timezone, now)), None
+    )
+    if rule is None:
+        return None
+    user_id = _sticky_owner(session, customer_id=customer_id, lead_id=lead_id) if rule.sticky else None
+    reason = "sticky"
+    if user_id is None:
+        session.execute(select(AssignmentRule.id).where(AssignmentRule.id == rule.id).with_for_update())
+        order = case(
+            (AssignmentRule.mode == "weighted",
+             (AssignmentMember.assigned_count + 1) * 1.0 / AssignmentMember.weight),
+            else_=AssignmentMember.assigned_count * 1.0,
+        )  # fmt: skip
+        member = session.execute(
+            select(AssignmentMember.id, AssignmentMember.user_id)
+            .join(User, User.user_id == AssignmentMember.user_id)
+            .join(AssignmentRule, AssignmentRule.id == AssignmentMember.rule_id)
+            .where(
+                AssignmentMember.rule_id == rule.id,
+                AssignmentMember.is_active.is_(True),
+                func.coalesce(User.status, True).is_(True),
+            )
+            .order_by(order, AssignmentMember.id)
+            .limit(1)
+        ).first()
+        if member is None:
+            return None
+        session.execute(
+            update(AssignmentMember)
+            .where(AssignmentMember.id == member.id)
+            .values(assigned_count=AssignmentMember.assigned_count + 1, last_assigned_at=now)
+        )
+        user_id, reason = member.user_id, rule.mode
+    _set_owner(session, lead_id, user_id, now=now, remarks=f"Assigned ({reason.replace('_', ' ')}, rule {rule.name})",
+               metadata={"action": "assigned", "to": user_id, "reason": reason, "rule_id": rule.id})  # fmt: skip
+    return Assignment(lead_id=lead_id, user_id=user_id, reason=reason, rule_id=rule.id)
+
+
+def assign_leads(
+    session: Session, lead_ids: Sequence[int], *, to_user: int, by_user: int | None, why: str | None = None
+) -> list[Assignment]:
+    """Manual assignment and bulk reassignment by a manager (access is checked by the caller).
+    Leads already with `to_user` are left alone; each change is one log row with who and why."""
+    user = session.get(User, to_user)
+    if user is None or user.status is False:
+        raise ValidationFailed(
+            f"user {to_user} does not exist or is disabled; leads can only go to active users"
+        )
+    now = utcnow()
+    leads = session.execute(
+        select(Lead.id, Lead.assigned_to, Lead.status)
+        .where(Lead.id.in_(lead_ids))
+        .order_by(Lead.id)
+        .with_for_update()
+    ).all()
+    missing = set(lead_ids) - {row.id for row in leads}
+    if missing:
+        raise ValidationFailed(f"no such lead(s): {', '.join(map(str, sorted(missing)))}")
+    done = []
+    for row in leads:
+        if row.assigned_to == to_user:
+            continue
+        _set_owner(session, row.id, to_user, now=now, status=row.status, by=by_user,
+                   remarks=why or "Assigned by a manager",
+                   metadata={"action": "assigned", "to": to_user, "from": row.assigned_to, "reason": "manual"})  # fmt: skip
+        done.append(Assignment(lead_id=row.id, user_id=to_user, reason="manual"))
+    return done
+
+
+def add_member(session: Session, *, rule_id: int, user_id: int, weight: int = 1) -> AssignmentMember:
+    """Join a rotation. The newcomer's counter starts at the rotation's lowest, so they take their
+    turn instead of receiving every lead until they have caught up."""
+    if weight < 1:
+        raise ValidationFailed("weight must be 1 or more")
+    if session.get(AssignmentRule, rule_id) is None:
+        raise ValidationFailed(f"no assignment rule {rule_id}")
+    if session.get(User, user_id) is None:
+        raise ValidationFailed(f"no user {user_id}")
+    lowest = session.execute(
+        select(func.min(AssignmentMember.assigned_count)).where(
+            AssignmentMember.rule_id == rule_id, AssignmentMember.is_active.is_(True)
+        )
+    ).scalar_one()
+    member = AssignmentMember(rule_id=rule_id, user_id=user_id, weight=weight, assigned_count=lowest or 0)
+    session.add(member)
+    session.flush()
+    return member
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValidationFailed(
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Kolkata)"
+        ) from error
+    return name
+
+
+def _sticky_owner(session: Session, *, customer_id: int, lead_id: int) -> int | None:
+    return session.execute(
+        select(Lead.assigned_to)
+        .join(User, User.user_id == Lead.assigned_to)
+        .where(
+            Lead.customer_id == customer_id, Lead.id != lead_id, func.coalesce(User.status, True).is_(True)
+        )
+        .order_by(func.coalesce(Lead.assigned_at, Lead.created_at).desc(), Lead.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _set_owner(
+    session: Session,
+    lead_id: int,
+    user_id: int,
+    *,
+    now: datetime,
+    remarks: str,
+    metadata: dict[str, object],
+    status: str | None = "New",
+    by: int | None = None,
+) -> None:
+    session.execute(update(Lead).where(Lead.id == lead_id).values(assigned_to=user_id, assigned_at=now))
+    session.add(LeadLog(lead_id=lead_id, old_status=status, new_status=status, remarks=remarks, created_by=by,
+                        metadata_=metadata, created_at=now))  # fmt: skip
+    session.flush()
