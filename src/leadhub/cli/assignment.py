@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from leadhub.cli.main import _fail, _settings, app, out
 from leadhub.db.models import AssignmentMember, AssignmentRule
@@ -146,11 +147,7 @@ def member_add(rule_id: int, user_id: int, weight: Annotated[int, typer.Option(m
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
-            existing = session.execute(
-                select(AssignmentMember).where(
-                    AssignmentMember.rule_id == rule_id, AssignmentMember.user_id == user_id
-                )
-            ).scalar_one_or_none()
+            existing = _member(session, rule_id, user_id)
             if existing is not None:
                 existing.is_active, existing.weight = True, weight
             else:
@@ -168,11 +165,7 @@ def member_remove(rule_id: int, user_id: int) -> None:
     settings = _settings()
     engine = make_engine(settings.database_url)
     with session_scope(make_session_factory(engine)) as session:
-        member = session.execute(
-            select(AssignmentMember).where(
-                AssignmentMember.rule_id == rule_id, AssignmentMember.user_id == user_id
-            )
-        ).scalar_one_or_none()
+        member = _member(session, rule_id, user_id)
         if member is not None:
             member.is_active = False
     engine.dispose()
@@ -198,3 +191,11 @@ def assign(
     finally:
         engine.dispose()
     out.print(f"{len(done)} lead(s) assigned to user {to}; {len(lead_ids) - len(done)} already theirs")
+
+
+def _member(session: Session, rule_id: int, user_id: int) -> AssignmentMember | None:
+    return session.execute(
+        select(AssignmentMember).where(
+            AssignmentMember.rule_id == rule_id, AssignmentMember.user_id == user_id
+        )
+    ).scalar_one_or_none()

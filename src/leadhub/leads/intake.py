@@ -134,6 +134,20 @@ class IntakeResult:
     reason: str | None = None
     assigned_to: int | None = None  # a new lead's owner, when a rule assigned it
 
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any]) -> IntakeResult:
+        """From the JSON answer of the server-side functions (revision 0006)."""
+        return cls(
+            status=IntakeOutcome(answer["status"]),
+            event_id=int(answer["event_id"]),
+            lead_id=answer.get("lead_id"),
+            customer_id=answer.get("customer_id"),
+            customer_created=bool(answer.get("customer_created", False)),
+            phone=answer.get("phone"),
+            reason=answer.get("reason"),
+            assigned_to=answer.get("assigned_to"),
+        )
+
 
 class IntakeRejected(Exception):
     """A reason this enquiry cannot become a lead now; recorded on the inbox row."""
@@ -203,16 +217,7 @@ def _run_server(
 
 
 def _result(answer: dict[str, Any], intake: Intake) -> IntakeResult:
-    result = IntakeResult(
-        status=IntakeOutcome(answer["status"]),
-        event_id=int(answer["event_id"]),
-        lead_id=answer.get("lead_id"),
-        customer_id=answer.get("customer_id"),
-        customer_created=bool(answer.get("customer_created", False)),
-        phone=answer.get("phone"),
-        reason=answer.get("reason"),
-        assigned_to=answer.get("assigned_to"),
-    )
+    result = IntakeResult.from_answer(answer)
     if result.status is IntakeOutcome.FAILED:
         log.warning("intake %s/%s failed: %s (phone %s)", intake.source, result.event_id, result.reason,
                     mask(intake.phone))  # fmt: skip

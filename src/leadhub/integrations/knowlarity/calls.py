@@ -196,19 +196,8 @@ def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_
 
 
 def _call_result(answer: dict[str, Any]) -> CallIngest:
-    result = IntakeResult(
-        status=IntakeOutcome(answer["status"]),
-        event_id=int(answer["event_id"]),
-        lead_id=answer.get("lead_id"),
-        customer_id=answer.get("customer_id"),
-        customer_created=bool(answer.get("customer_created", False)),
-        phone=answer.get("phone"),
-        reason=answer.get("reason"),
-        assigned_to=answer.get("assigned_to"),
-    )
-    return CallIngest(
-        intake=result, call_id=int(answer["call_id"]), number_mapped=bool(answer["number_mapped"])
-    )
+    return CallIngest(intake=IntakeResult.from_answer(answer), call_id=int(answer["call_id"]),
+                      number_mapped=bool(answer["number_mapped"]))  # fmt: skip
 
 
 def _store_call(

@@ -14,18 +14,18 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
 
-from leadhub.config import Settings
+from leadhub.config import LeadPolicy, Settings
 from leadhub.db.fastpath import StatementPool
 from leadhub.db.models import IntakeStatus
 from leadhub.errors import AuthenticationError, NotConfiguredError, ValidationFailed
 from leadhub.integrations import inbox
 from leadhub.integrations.knowlarity.calls import CallIngest, ingest_call, ingest_call_autocommit
-from leadhub.integrations.knowlarity.payloads import PayloadError, parse_push, payload_fingerprint
+from leadhub.integrations.knowlarity.payloads import CallRecord, PayloadError, parse_push, payload_fingerprint
 from leadhub.leads.intake import Channel
 from leadhub.phones import mask
 
@@ -88,17 +88,7 @@ async def receive_push_autocommit(
         call = parse_push(payload.data)
     except PayloadError:
         return None
-    result = await ingest_call_autocommit(
-        pool,
-        call,
-        region=settings.phone_region,
-        policy=settings.knowlarity_lead_policy,
-        callback_sla=timedelta(minutes=settings.knowlarity_callback_sla_minutes),
-    )
-    if result.intake.lead_id is None:
-        log.warning("knowlarity call %s from %s kept as failed: %s",
-                    call.call_uuid, mask(call.customer_phone), result.intake.reason)  # fmt: skip
-    return result
+    return _logged(call, await ingest_call_autocommit(pool, call, **_call_settings(settings)))
 
 
 def receive_push(session: Session, payload: ReadPayload, *, settings: Settings) -> CallIngest:
@@ -123,13 +113,24 @@ def receive_push(session: Session, payload: ReadPayload, *, settings: Settings) 
         )
         log.warning("knowlarity push rejected: %s", problem)
         raise UnusablePayload(f"unusable Knowlarity payload: {problem}", status="failed", event_id=event_id)
-    result = ingest_call(
-        session,
-        call,
-        region=settings.phone_region,
-        policy=settings.knowlarity_lead_policy,
-        callback_sla=timedelta(minutes=settings.knowlarity_callback_sla_minutes),
-    )
+    return _logged(call, ingest_call(session, call, **_call_settings(settings)))
+
+
+class _CallSettings(TypedDict):
+    region: str
+    policy: LeadPolicy
+    callback_sla: timedelta
+
+
+def _call_settings(settings: Settings) -> _CallSettings:
+    return {
+        "region": settings.phone_region,
+        "policy": settings.knowlarity_lead_policy,
+        "callback_sla": timedelta(minutes=settings.knowlarity_callback_sla_minutes),
+    }
+
+
+def _logged(call: CallRecord, result: CallIngest) -> CallIngest:
     if result.intake.lead_id is None:
         log.warning("knowlarity call %s from %s kept as failed: %s",
                     call.call_uuid, mask(call.customer_phone), result.intake.reason)  # fmt: skip
