@@ -329,7 +329,10 @@ def test_a_push_after_the_server_dropped_the_connection_is_still_recorded_once(
     assert first.status_code == 200
     with engine.connect() as conn:
         killed = conn.execute(
-            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :a"),
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :a AND datname = current_database()"
+            ),
             {"a": APPLICATION_NAME},
         ).scalar_one()
     assert killed >= 1
