@@ -1,5 +1,6 @@
 """ORM models: the adopted legacy tables (exact names and columns) and leadhub's own."""
 
+from leadhub.db.models.auth import ApiKey, LoginFailure, RefreshToken, Role, RolePermission
 from leadhub.db.models.backfill import (
     BackfillCustomerAttrs,
     BackfillCustomerKey,
@@ -24,6 +25,7 @@ from leadhub.db.models.meta import MetaForm, MetaPage
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
+    "ApiKey",
     "BackfillCustomerAttrs",
     "BackfillCustomerKey",
     "BackfillLeadLog",
@@ -42,8 +44,12 @@ __all__ = [
     "LeadLog",
     "LeadQualification",
     "LeadSourceHistory",
+    "LoginFailure",
     "MetaForm",
     "MetaPage",
+    "RefreshToken",
+    "Role",
+    "RolePermission",
     "Source",
     "SourceChannel",
     "SyncCheckpoint",
