@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from leadhub.auth.permissions import ADMIN, ALL_PERMISSIONS
+from leadhub.auth.permissions import ADMIN, ALL_PERMISSIONS, BUILT_IN_ROLES
 from leadhub.db.dialect import upsert
 from leadhub.db.models import Role, RolePermission
 from leadhub.errors import ConflictError, NotFoundError, ValidationFailed
@@ -98,3 +98,17 @@ def revoke(session: Session, *, role: str, permissions: list[str]) -> None:
     session.execute(
         delete(RolePermission).where(RolePermission.role == role, RolePermission.permission.in_(wanted))
     )
+
+
+def seed_built_in_roles(session: Session) -> None:
+    """Insert any missing built-in role with its default permissions (revision 0007 does this once).
+    A built-in role that exists is left as it is, so permissions changed as data stay changed."""
+    for name, (description, permissions) in BUILT_IN_ROLES.items():
+        created = session.execute(
+            upsert(session, Role)
+            .values(name=name, built_in=True, description=description)
+            .on_conflict_do_nothing()
+            .returning(Role.name)
+        ).first()
+        if created is not None:
+            _grant(session, name, sorted(permissions))
