@@ -297,3 +297,25 @@ def test_leads_with_user_tokens(client: TestClient, factory: sessionmaker[Sessio
 def test_me_needs_credentials(client: TestClient, headers: dict[str, str]) -> None:
     response = client.get("/api/auth/me", headers=headers)
     assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_concurrent_wrong_guesses_are_counted_exactly(engine: Engine, factory: sessionmaker[Session]) -> None:
+    """Ten simultaneous wrong guesses (real threads, own transactions): five are checked, five refused."""
+    _make_user(factory, "asha", "CRE")
+    settings = _settings(engine)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(10)
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        with session_scope(factory) as s:
+            result = sessions.login(s, username="asha", password=f"guess {i}", client_ip=f"10.1.0.{i}",
+                                    settings=settings)  # fmt: skip
+        outcomes.append(type(result).__name__)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["AuthenticationError"] * 5 + ["RateLimitedError"] * 5

@@ -6,17 +6,19 @@ the refusal (a failed attempt, a revoked token family): the request still commit
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.auth import passwords, tokens
 from leadhub.auth.access import Actor, actor_for_user
 from leadhub.config import Settings
+from leadhub.db.dialect import dialect_name
 from leadhub.db.models import LoginFailure, RefreshToken, User
 from leadhub.errors import AuthenticationError, LeadhubError, NotConfiguredError, RateLimitedError
 
@@ -55,6 +57,17 @@ def _retry_after(session: Session, *, scope: str, key: str, settings: Settings, 
     # Sliding window: allowed again once enough of the oldest failures have aged out.
     frees_at = times[len(times) - settings.login_max_failures] + window
     return max(1, math.ceil((frees_at - now).total_seconds()))
+
+
+def _serialise_attempts(session: Session, username_key: str) -> None:
+    """One login attempt per username at a time, across processes, so N concurrent wrong guesses
+    cannot all pass the count before any is recorded. SQLite transactions already start with
+    BEGIN IMMEDIATE, which serialises them."""
+    if dialect_name(session) == "postgresql":
+        digest = hashlib.sha256(f"leadhub.login.{username_key}".encode()).digest()[:8]
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest, "big", signed=True)}
+        )
 
 
 def _record_failure(session: Session, *, username_key: str, client_ip: str | None, now: datetime) -> None:
@@ -96,6 +109,7 @@ def login(
     now = now or datetime.now(UTC)
     _secret(settings)
     key = username.strip().lower()
+    _serialise_attempts(session, key)
     for scope, value in (("username", key), ("ip", client_ip)):
         if value is None:
             continue
