@@ -18,9 +18,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadhub.auth.roles import seed_built_in_roles
 from leadhub.config import get_settings
 from leadhub.db import migrate
-from leadhub.db.session import make_engine, make_session_factory
+from leadhub.db.session import make_engine, make_session_factory, session_scope
 
 TEST_URL = os.environ.get("LEADHUB_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_URL.startswith("postgres")
@@ -92,7 +93,10 @@ def factory(engine: Engine) -> sessionmaker[Session]:
         else:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
-    return make_session_factory(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:  # revision 0007 seeds these; the truncation removed them
+        seed_built_in_roles(session)
+    return factory
 
 
 @pytest.fixture

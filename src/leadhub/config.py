@@ -32,7 +32,14 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
 
-    @field_validator("admin_api_key", "knowlarity_webhook_key")
+    # --- staff auth (docs/auth.md)
+    secret_key: SecretStr | None = None  # signs access tokens; logins are refused (503) without it
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    login_max_failures: int = Field(default=5, ge=1)  # per username and per client address ...
+    login_window_minutes: int = Field(default=15, ge=1)  # ... within this sliding window
+
+    @field_validator("admin_api_key", "knowlarity_webhook_key", "secret_key")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         """Shared secrets that guard an endpoint: unset, or real (16+ characters, not a placeholder)."""

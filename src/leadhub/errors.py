@@ -37,3 +37,22 @@ class AuthenticationError(LeadhubError):
 class NotConfiguredError(LeadhubError):
     status_code = 503
     code = "not_configured"
+
+
+class PermissionDenied(LeadhubError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ConflictError(LeadhubError):
+    status_code = 409
+    code = "conflict"
+
+
+class RateLimitedError(LeadhubError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after

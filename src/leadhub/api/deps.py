@@ -1,4 +1,4 @@
-"""Request dependencies: the unit of work per request, settings, and the admin API key guard."""
+"""Request dependencies: the unit of work per request, settings, the admin key guard and the Actor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadhub.auth.access import Actor
+from leadhub.auth.apikeys import actor_from_api_key
+from leadhub.auth.sessions import actor_from_access_token
+from leadhub.auth.tokens import looks_like_access_token
 from leadhub.config import Settings
 from leadhub.db.session import session_scope
 from leadhub.errors import AuthenticationError, NotConfiguredError
@@ -47,3 +51,33 @@ def require_admin_key(
 
 
 AdminDep = Depends(require_admin_key)
+
+
+def current_actor(
+    session: SessionDep,
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Actor:
+    """Who is calling: an access token (Authorization: Bearer), an integration key or the admin key
+    (X-API-Key, or Bearer). The same Actor the services use for record-level access."""
+    offered = x_api_key
+    if offered is None and authorization and authorization.lower().startswith("bearer "):
+        offered = authorization[7:].strip()
+    if not offered:
+        if settings.admin_api_key is None and settings.secret_key is None:
+            raise NotConfiguredError(
+                "the API is disabled: set LEADHUB_SECRET_KEY (staff logins) or LEADHUB_ADMIN_API_KEY"
+            )
+        raise AuthenticationError(
+            "log in (Authorization: Bearer <access token>) or send an API key as X-API-Key"
+        )
+    if x_api_key is None and looks_like_access_token(offered):
+        return actor_from_access_token(session, offered, settings=settings)
+    actor = actor_from_api_key(session, offered, settings=settings)
+    if actor is None:
+        raise AuthenticationError("missing or wrong API key: send it as X-API-Key or Authorization: Bearer")
+    return actor
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]

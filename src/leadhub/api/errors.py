@@ -10,14 +10,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from leadhub.errors import LeadhubError
+from leadhub.errors import LeadhubError, RateLimitedError
 
 log = logging.getLogger(__name__)
 
 
 def error_response(error: LeadhubError) -> JSONResponse:
     body: dict[str, Any] = {"code": error.code, "message": error.message, **error.details}
-    return JSONResponse({"error": body}, status_code=error.status_code)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimitedError) else None
+    if error.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse({"error": body}, status_code=error.status_code, headers=headers)
 
 
 def _describe(errors: list[Any]) -> str:

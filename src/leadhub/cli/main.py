@@ -250,7 +250,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @config_app.command("init")
 def config_init(path: Path = Path(".env")) -> None:
-    """Write a .env with a freshly generated admin API key (never overwrites an existing file)."""
+    """Write a .env with a fresh admin API key and token-signing secret (never overwrites a file)."""
     if path.exists():
         out.print(f"{path} exists; left as it is")
         return
@@ -259,9 +259,10 @@ def config_init(path: Path = Path(".env")) -> None:
         "# leadhub settings (see README). Keep this file private.\n"
         "LEADHUB_DATABASE_URL=sqlite:///./leadhub.db\n"
         f"LEADHUB_ADMIN_API_KEY={key}\n"
+        f"LEADHUB_SECRET_KEY={secrets.token_urlsafe(48)}\n"
     )
     path.chmod(0o600)
-    out.print(f"wrote {path} with a new admin API key (read it there; it is not printed)")
+    out.print(f"wrote {path} with a new admin API key and secret key (read them there; they are not printed)")
 
 
 def run() -> None:
@@ -279,6 +280,7 @@ def run() -> None:
 
 # Command modules register themselves on `app` and the sub-apps above.
 from leadhub.cli import assignment as _assignment  # noqa: E402, F401
+from leadhub.cli import auth as _auth  # noqa: E402, F401
 from leadhub.cli import knowlarity as _knowlarity  # noqa: E402, F401
 from leadhub.cli import meta as _meta_commands  # noqa: E402, F401
 from leadhub.cli import migration as _migration  # noqa: E402, F401

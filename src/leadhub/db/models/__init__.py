@@ -1,6 +1,7 @@
 """ORM models: the adopted legacy tables (exact names and columns) and leadhub's own."""
 
 from leadhub.db.models.assignment import AssignmentMember, AssignmentRule
+from leadhub.db.models.auth import ApiKey, LoginFailure, RefreshToken, Role, RolePermission
 from leadhub.db.models.backfill import (
     BackfillCustomerAttrs,
     BackfillCustomerKey,
@@ -25,6 +26,7 @@ from leadhub.db.models.meta import MetaForm, MetaPage
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
+    "ApiKey",
     "AssignmentMember",
     "AssignmentRule",
     "BackfillCustomerAttrs",
@@ -45,8 +47,12 @@ __all__ = [
     "LeadLog",
     "LeadQualification",
     "LeadSourceHistory",
+    "LoginFailure",
     "MetaForm",
     "MetaPage",
+    "RefreshToken",
+    "Role",
+    "RolePermission",
     "Source",
     "SourceChannel",
     "SyncCheckpoint",

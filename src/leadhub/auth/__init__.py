@@ -1,0 +1,1 @@
+"""Staff authentication and record-level access: roles, passwords, tokens, API keys, the Actor."""

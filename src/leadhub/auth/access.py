@@ -1,0 +1,162 @@
+"""Record-level access, shared by the API, the pages and the CLI.
+
+An `Actor` is who is acting: a user (from an access token), an integration (from an API key) or the
+operator's admin key. Which leads it sees is the union of the view permissions its role holds,
+expressed as one SQL where-clause (`lead_scope`), so lists filter in the database and a single
+record the actor may not see is simply not found (404), never "forbidden".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from leadhub.auth.permissions import ADMIN, ALL_PERMISSIONS, Permission
+from leadhub.db.models import (
+    BranchMember,
+    Lead,
+    LeadQualification,
+    RolePermission,
+    Source,
+    SourceChannel,
+    User,
+)
+from leadhub.errors import NotFoundError, PermissionDenied
+
+WALK_IN = "walk_in"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """An active legacy `branch_members` row: the role here is the per-branch one (TL/RM/CRE/Receptionist)."""
+
+    member_id: int
+    branch_id: int
+    role: str
+
+
+@dataclass(frozen=True)
+class Actor:
+    role: str
+    permissions: frozenset[str]
+    user_id: int | None = None
+    username: str | None = None
+    memberships: tuple[Membership, ...] = ()
+    family_id: str | None = None  # the login (refresh-token family) an access token belongs to
+    api_key_name: str | None = None
+    via: str = "token"  # token | api_key | admin_key
+
+    def has(self, permission: Permission | str) -> bool:
+        return str(permission) in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        if not self.has(permission):
+            raise PermissionDenied(f"your role ({self.role}) lacks the permission {permission.value}")
+
+    @property
+    def branch_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({m.branch_id for m in self.memberships}))
+
+    def member_ids(self, branch_role: str) -> tuple[int, ...]:
+        return tuple(m.member_id for m in self.memberships if m.role == branch_role)
+
+    def branches_as(self, branch_role: str) -> tuple[int, ...]:
+        return tuple(sorted({m.branch_id for m in self.memberships if m.role == branch_role}))
+
+
+def role_permissions(session: Session, role: str) -> frozenset[str]:
+    """Admin holds every permission whatever the table says; an unknown role holds none."""
+    if role == ADMIN:
+        return ALL_PERMISSIONS
+    rows = session.execute(select(RolePermission.permission).where(RolePermission.role == role)).scalars()
+    return frozenset(rows)
+
+
+def memberships(session: Session, user_id: int) -> tuple[Membership, ...]:
+    rows = session.execute(
+        select(BranchMember.id, BranchMember.branch_id, BranchMember.role)
+        .where(BranchMember.user_id == user_id, BranchMember.is_active.is_(True))
+        .order_by(BranchMember.id)
+    ).all()
+    return tuple(Membership(member_id=r.id, branch_id=r.branch_id, role=r.role) for r in rows)
+
+
+def actor_for_user(session: Session, user: User, *, family_id: str | None = None) -> Actor:
+    return Actor(
+        role=user.role,
+        permissions=role_permissions(session, user.role),
+        user_id=user.user_id,
+        username=user.username,
+        memberships=memberships(session, user.user_id),
+        family_id=family_id,
+    )
+
+
+def admin_key_actor() -> Actor:
+    return Actor(role=ADMIN, permissions=ALL_PERMISSIONS, via="admin_key", username="admin-api-key")
+
+
+def _walk_in_sources() -> ColumnElement[bool]:
+    ids = (
+        select(Source.id)
+        .where(Source.source_type == WALK_IN)
+        .union(select(SourceChannel.source_id).where(SourceChannel.channel == WALK_IN))
+    )
+    return Lead.source_id.in_(ids)
+
+
+def _handed_to(member_ids: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(LeadQualification.lead_id == Lead.id, member_ids)
+
+
+def lead_scope(actor: Actor) -> ColumnElement[bool]:
+    """A where-clause on `leads_master` selecting exactly the leads this actor may see."""
+    if actor.has(Permission.LEADS_VIEW_ALL):
+        return true()
+    clauses: list[ColumnElement[bool]] = []
+    if actor.has(Permission.LEADS_VIEW_BRANCH):
+        if not actor.memberships:
+            return true()  # a manager with no branch is the group's (legacy CRE_TL): every lead
+        clauses.append(Lead.branch_id.in_(actor.branch_ids))
+    if actor.has(Permission.LEADS_VIEW_ASSIGNED) and actor.user_id is not None:
+        clauses.append(Lead.assigned_to == actor.user_id)
+    if actor.has(Permission.LEADS_VIEW_HANDED) and actor.member_ids("RM"):
+        # legacy rm.service: the lead is the RM's when rm_id is one of the RM's own branch_members ids
+        clauses.append(_handed_to(LeadQualification.rm_id.in_(actor.member_ids("RM"))))
+    if actor.has(Permission.LEADS_VIEW_TEAM) and actor.branches_as("TL"):
+        team = select(BranchMember.id).where(
+            BranchMember.role == "RM",
+            BranchMember.is_active.is_(True),
+            BranchMember.branch_id.in_(actor.branches_as("TL")),
+        )
+        clauses.append(_handed_to(LeadQualification.rm_id.in_(team)))
+    if actor.has(Permission.WALKINS_VIEW_BRANCH) and actor.memberships:
+        clauses.append(and_(Lead.branch_id.in_(actor.branch_ids), _walk_in_sources()))
+    return or_(*clauses) if clauses else false()
+
+
+def can_see_lead(session: Session, actor: Actor, lead_id: int) -> bool:
+    return bool(session.execute(select(exists().where(Lead.id == lead_id, lead_scope(actor)))).scalar())
+
+
+def get_lead(session: Session, actor: Actor, lead_id: int) -> Lead:
+    """The lead if this actor may see it; otherwise not found, exactly as if it did not exist."""
+    lead = session.execute(select(Lead).where(Lead.id == lead_id, lead_scope(actor))).scalar_one_or_none()
+    if lead is None:
+        raise NotFoundError(f"lead {lead_id} not found")
+    return lead
+
+
+def authorize_intake(actor: Actor, *, source: str, branch_id: int | None) -> None:
+    """`leads.create` records any enquiry; `walkins.create` only a walk-in at one of the actor's branches."""
+    if actor.has(Permission.LEADS_CREATE):
+        return
+    if actor.has(Permission.WALKINS_CREATE):
+        if source != WALK_IN:
+            raise PermissionDenied(f"your role ({actor.role}) may record walk-ins only, not {source} leads")
+        if branch_id is None or branch_id not in actor.branch_ids:
+            raise PermissionDenied("a walk-in must name one of your branches (branch_id)")
+        return
+    raise PermissionDenied(f"your role ({actor.role}) lacks the permission leads.create")
