@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +58,12 @@ class LeadOut(BaseModel):
     external_lead_id: str | None
     enquired_at: datetime | None
     created_at: datetime | None
+    assigned_to: int | None = None
+    assigned_at: datetime | None = None
+    next_followup_at: datetime | None = None
+    total_attempts: int | None = None
+    is_qualified: bool | None = None
+    is_lost: bool | None = None
 
 
 class IntakeOut(BaseModel):
@@ -73,3 +80,74 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class LeadPage(BaseModel):
+    items: list[LeadOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class AssignIn(BaseModel):
+    user_id: int = Field(ge=1, description="Who takes the lead(s)")
+    why: str | None = Field(default=None, max_length=500, description="Kept in each lead's activity")
+
+
+class BulkAssignIn(AssignIn):
+    lead_ids: list[int] = Field(min_length=1, max_length=500)
+
+
+class AssignOut(BaseModel):
+    assigned: list[int] = Field(description="Leads that changed hands")
+    unchanged: list[int] = Field(description="Leads that were already the user's")
+
+
+class CustomerSearchOut(BaseModel):
+    items: list[CustomerOut]
+    truncated: bool = Field(description="More matched than the limit: narrow the search")
+    enquiries: list[LeadOut] | None = Field(
+        default=None, description="With a phone search by reception: every enquiry of the one customer"
+    )
+
+
+class JourneyLeadOut(BaseModel):
+    id: int
+    branch_id: int | None
+    branch: str | None
+    source_id: int | None
+    source: str | None
+    status: str | None
+    is_lost: bool | None
+    assigned_to: int | None
+    enquired_at: datetime | None
+    next_followup_at: datetime | None
+
+
+class JourneyEventOut(BaseModel):
+    at: datetime | None
+    lead_id: int
+    kind: str
+    summary: str
+    detail: dict[str, Any]
+
+
+class JourneyOut(BaseModel):
+    customer: CustomerOut
+    leads: list[JourneyLeadOut]
+    events: list[JourneyEventOut]
+
+
+class BranchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    city: str | None
+    is_active: bool | None
+
+
+class SourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    display_name: str
+    source_type: str | None

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from leadhub.api.deps import ActorDep, SessionDep, SettingsDep
 from leadhub.api.errors import error_response
-from leadhub.api.schemas import CustomerOut, ErrorOut, IntakeOut, LeadIn, LeadOut
-from leadhub.auth.access import authorize_intake, get_lead
+from leadhub.api.schemas import (
+    AssignIn,
+    AssignOut,
+    BulkAssignIn,
+    CustomerOut,
+    ErrorOut,
+    IntakeOut,
+    LeadIn,
+    LeadOut,
+    LeadPage,
+)
+from leadhub.auth.access import authorize_intake, get_lead, lead_scope
+from leadhub.auth.permissions import Permission
 from leadhub.db.models import Customer, Lead
-from leadhub.errors import ValidationFailed
+from leadhub.errors import NotFoundError, ValidationFailed
+from leadhub.leads.assignment import assign_leads
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from leadhub.leads.queries import MAX_PAGE, LeadFilters, list_leads
 
 router = APIRouter(prefix="/api", tags=["leads"])
 
@@ -79,3 +94,61 @@ def create_lead(
 def read_lead(lead_id: int, actor: ActorDep, session: SessionDep) -> LeadOut:
     """One lead, if the caller may see it; a lead outside the caller's scope answers 404 like a missing one."""
     return LeadOut.model_validate(get_lead(session, actor, lead_id))
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                                               404: {"model": ErrorOut}, 422: {"model": ErrorOut}}  # fmt: skip
+
+
+@router.get("/leads", response_model=LeadPage, responses=_ERRORS)
+def browse_leads(
+    actor: ActorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    branch_id: Annotated[int | None, Query(ge=1)] = None,
+    source_id: Annotated[int | None, Query(ge=1)] = None,
+    assigned_to: Annotated[int | None, Query(ge=1)] = None,
+    unassigned: bool = False,
+    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    status: Annotated[str | None, Query(max_length=100, description="The legacy status, any case")] = None,
+    enquired_from: datetime | None = None,
+    enquired_to: datetime | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="A phone in any format, or part of a name")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> LeadPage:
+    """The leads the caller may see, newest first, filtered; `next_cursor` pages through all of them."""
+    filters = LeadFilters(branch_id=branch_id, source_id=source_id, assigned_to=assigned_to, unassigned=unassigned,
+                          customer_id=customer_id, status=status, enquired_from=enquired_from,
+                          enquired_to=enquired_to, q=q)  # fmt: skip
+    page = list_leads(
+        session, lead_scope(actor), filters, cursor=cursor, limit=limit, region=settings.phone_region
+    )
+    return LeadPage(items=[LeadOut.model_validate(lead) for lead in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/leads/{lead_id}/assign", response_model=AssignOut, responses=_ERRORS)
+def assign_lead(lead_id: int, body: AssignIn, actor: ActorDep, session: SessionDep) -> AssignOut:
+    """Give a lead to a person (`leads.assign`; the lead must be in the caller's scope)."""
+    return _assign(session, actor, [lead_id], body)
+
+
+@router.post("/leads/assign", response_model=AssignOut, responses=_ERRORS)
+def bulk_assign(body: BulkAssignIn, actor: ActorDep, session: SessionDep) -> AssignOut:
+    """Reassign many leads at once (`leads.assign`); all or none: one lead outside the caller's scope
+    answers 404 and nothing changes."""
+    return _assign(session, actor, body.lead_ids, body)
+
+
+def _assign(session: SessionDep, actor: ActorDep, lead_ids: list[int], body: AssignIn) -> AssignOut:
+    actor.require(Permission.LEADS_ASSIGN)
+    wanted = sorted(set(lead_ids))
+    visible = set(session.execute(select(Lead.id).where(Lead.id.in_(wanted), lead_scope(actor))).scalars())
+    hidden = [i for i in wanted if i not in visible]
+    if hidden:
+        raise NotFoundError(f"lead(s) not found: {', '.join(map(str, hidden))}")
+    done = assign_leads(session, wanted, to_user=body.user_id, by_user=actor.user_id, why=body.why)
+    changed = [a.lead_id for a in done]
+    return AssignOut(assigned=changed, unchanged=[i for i in wanted if i not in changed])
