@@ -21,6 +21,7 @@ from leadhub.db.models.legacy import (
     User,
 )
 from leadhub.db.models.meta import MetaForm, MetaPage
+from leadhub.db.models.reasons import LeadReason
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Lead",
     "LeadLog",
     "LeadQualification",
+    "LeadReason",
     "LeadSourceHistory",
     "MetaForm",
     "MetaPage",
