@@ -279,5 +279,6 @@ def run() -> None:
 
 # Command modules register themselves on `app` and the sub-apps above.
 from leadhub.cli import knowlarity as _knowlarity  # noqa: E402, F401
+from leadhub.cli import lifecycle as _lifecycle  # noqa: E402, F401
 from leadhub.cli import meta as _meta_commands  # noqa: E402, F401
 from leadhub.cli import migration as _migration  # noqa: E402, F401
