@@ -6,13 +6,14 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadhub.db.models import Lead, LeadLog, User
+from leadhub.db.models import Branch, Lead, LeadLog, User
 from leadhub.db.session import session_scope
 from leadhub.db.types import utcnow
 from leadhub.leads import workflow
+from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest
 from leadhub.leads.lifecycle import LeadState, TransitionNotAllowed
 from leadhub.leads.reasons import seed_default_reasons
 
@@ -102,3 +103,55 @@ def test_racing_lose_and_qualify_leave_one_consistent_story(factory: sessionmake
         for before, after in itertools.pairwise(chain):
             assert before[1] == after[0]
         assert workflow.current_state(s, lead_id).value == chain[-1][1]
+
+
+def test_an_enquiry_racing_a_loss_never_attaches_to_the_lost_lead(factory: sessionmaker[Session]) -> None:
+    """The intake's open-lead look-up waits for the lifecycle's row lock and re-reads the lead."""
+    with session_scope(factory) as s:
+        seed_default_reasons(s)
+        branch = Branch(name="Pune")
+        user = User(username="cre", role="CRE")
+        s.add_all([branch, user])
+        s.flush()
+        branch_id, by = branch.id, user.user_id
+        first = ingest(s, Intake(source=Channel.WALK_IN, phone="9876543210", branch_id=branch_id))
+    assert first.lead_id is not None
+
+    losing = factory()
+    workflow.lose(losing, first.lead_id, by=by, reason="PriceConcern")  # holds the lead's lock
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_ingest_again, factory, branch_id)
+        if losing.get_bind().dialect.name == "postgresql":
+            _wait_until_blocked(losing)
+        losing.commit()
+        losing.close()
+        again = pending.result()
+    assert again.status is IntakeOutcome.CREATED and again.lead_id != first.lead_id
+    with factory() as s:
+        attached = s.execute(
+            select(LeadLog).where(LeadLog.lead_id == first.lead_id, LeadLog.new_status != "Lost")
+        ).all()
+        assert attached == []
+
+
+def _ingest_again(factory: sessionmaker[Session], branch_id: int) -> IntakeResult:
+    with session_scope(factory) as s:
+        return ingest(s, Intake(source=Channel.WALK_IN, phone="+91 98765 43210", branch_id=branch_id))
+
+
+def _wait_until_blocked(holder: Session) -> None:
+    """Until another connection waits on a lock that `holder` holds (PostgreSQL), at most ~30 s."""
+    import time
+
+    engine = holder.get_bind().engine
+    holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    for _ in range(600):
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                {"pid": holder_pid},
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the enquiry never waited on the lead lock")
