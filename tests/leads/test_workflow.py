@@ -199,6 +199,29 @@ def test_qualify_writes_one_qualification_row_and_updates_it_later(seeded: sessi
         assert actions == ["lead_qualified", "qualification_updated"]
 
 
+def test_qualify_can_set_a_follow_up_and_refuses_a_past_one(seeded: sessionmaker[Session]) -> None:
+    when = datetime(2030, 1, 2, 5, 30, tzinfo=UTC)
+    with session_scope(seeded) as s:
+        by, lead_id = _user(s), _lead_in(s, LeadState.PENDING)
+    with seeded() as s, pytest.raises(ValidationFailed, match="not in the future"):
+        workflow.qualify(
+            s,
+            lead_id,
+            by=by,
+            category="Hot",
+            model="Astor",
+            next_followup_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    with session_scope(seeded) as s:
+        workflow.qualify(s, lead_id, by=by, category="Hot", model="Astor", next_followup_at=when)
+    with seeded() as s:
+        assert s.get_one(Lead, lead_id).next_followup_at == when
+        q = s.execute(select(LeadQualification).where(LeadQualification.lead_id == lead_id)).scalar_one()
+        assert q.next_followup_at == when
+        (log,) = _logs(s, lead_id)
+        assert log.metadata_["nextFollowupAt"] == when.isoformat()
+
+
 def test_booking_and_winning_set_the_legacy_funnel_flags(seeded: sessionmaker[Session]) -> None:
     with session_scope(seeded) as s:
         by, lead_id = _user(s), _lead_in(s, LeadState.NEW)

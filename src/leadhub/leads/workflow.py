@@ -91,13 +91,9 @@ def set_pending(
     reason: str | None = None,
 ) -> TransitionResult:
     """Follow up later: the follow-up time (aware, in the future) and remarks are required."""
-    now = utcnow()
     if next_followup_at is None:
         raise ValidationFailed("a follow-up time is required to set a lead pending")
-    if next_followup_at.tzinfo is None:
-        raise ValidationFailed("the follow-up time needs a time zone (e.g. 2026-12-01T11:00+05:30)")
-    if next_followup_at <= now:
-        raise ValidationFailed(f"the follow-up time {next_followup_at.isoformat()} is not in the future")
+    _check_future(next_followup_at)
     if _text(remarks) is None:
         raise ValidationFailed("remarks are required to set a lead pending")
     extra: dict[str, Any] = {"nextFollowupAt": next_followup_at.isoformat()}
@@ -127,13 +123,17 @@ def qualify(
     location: str | None = None,
     timeline: str | None = None,
     remarks: str | None = None,
+    next_followup_at: datetime | None = None,
 ) -> TransitionResult:
     """Qualify a lead (or update the qualification of one already qualified): category and model are
-    required; writes the lead's `leads_qualification` row (the latest, when legacy data has several)."""
+    required; writes the lead's `leads_qualification` row (the latest, when legacy data has several).
+    An optional follow-up (aware, in the future) is set on the lead and the qualification row."""
     category_, model_ = _text(category), _text(model)
     if category_ is None or model_ is None:
         raise ValidationFailed("qualifying a lead needs a category and a model")
-    details = {
+    if next_followup_at is not None:
+        _check_future(next_followup_at)
+    details: dict[str, Any] = {
         "qualified_category": category_,
         "model_interested": model_,
         "variant": _text(variant),
@@ -141,14 +141,19 @@ def qualify(
         "purchase_timeline": _text(timeline),
         "remarks": _text(remarks),
     }
+    extra = {"qualified_category": category_, "model_interested": model_}
+    if next_followup_at is not None:
+        details["next_followup_at"] = next_followup_at
+        extra["nextFollowupAt"] = next_followup_at.isoformat()
     return _transition(
         session,
         lead_id,
         Action.QUALIFY,
         by=by,
         remarks=_text(remarks),
+        followup=next_followup_at if next_followup_at is not None else _KEEP,
         qualification=details,
-        extra={"qualified_category": category_, "model_interested": model_},
+        extra=extra,
     )
 
 
@@ -349,6 +354,13 @@ def _write_qualification(
         qual.qualified_at = now
     qual.updated_at = now
     session.flush()
+
+
+def _check_future(when: datetime) -> None:
+    if when.tzinfo is None:
+        raise ValidationFailed("the follow-up time needs a time zone (e.g. 2026-12-01T11:00+05:30)")
+    if when <= utcnow():
+        raise ValidationFailed(f"the follow-up time {when.isoformat()} is not in the future")
 
 
 def _text(value: str | None) -> str | None:
