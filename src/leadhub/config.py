@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +26,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     phone_region: str = "IN"
-    timezone: str = "Asia/Kolkata"
+    timezone: str = "Asia/Kolkata"  # the business day for follow-ups (IANA name)
     lead_policy: LeadPolicy = LeadPolicy.ATTACH
     admin_api_key: SecretStr | None = None
     host: str = "127.0.0.1"
@@ -51,6 +52,18 @@ class Settings(BaseSettings):
                 f"LEADHUB_{(info.field_name or '').upper()} is a placeholder or shorter than 16 characters; "
                 "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        """The business's zone, for "today" in follow-up queues and assignment hours."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"LEADHUB_TIMEZONE {value!r} is not an IANA time zone name (e.g. Asia/Kolkata)"
+            ) from None
         return value
 
     @field_validator("phone_region")

@@ -76,3 +76,30 @@ def test_status_reports_channel_problems_and_exits_non_zero(tmp_path: Path) -> N
         broken = _leadhub(url, "status", check=False)
         assert broken.returncode == 1
         assert "token_expired" in broken.stdout and "reconnect the page" in broken.stdout
+
+
+def test_reasons_are_managed_from_the_cli_and_a_lead_state_is_shown(tmp_path: Path) -> None:
+    with fresh_database(tmp_path) as url:
+        _leadhub(url, "db", "upgrade")
+        listed = json.loads(_leadhub(url, "reasons", "list", "--kind", "lost", "--json").stdout)
+        assert {"kind": "lost", "code": "PriceConcern", "label": "Price concern", "active": True} in listed
+        assert (
+            "added lost reason ColourUnavailable"
+            in _leadhub(url, "reasons", "add", "lost", "ColourUnavailable", "Colour not available").stdout
+        )
+        _leadhub(url, "reasons", "disable", "lost", "ColourUnavailable")
+        active = json.loads(_leadhub(url, "reasons", "list", "--kind", "lost", "--json").stdout)
+        assert "ColourUnavailable" not in [r["code"] for r in active]
+        again = _leadhub(url, "reasons", "add", "lost", "ColourUnavailable", "x", check=False)
+        assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+        engine = make_engine(url)
+        with make_session_factory(engine)() as s:
+            lead = Lead(status="Lost - Price Concern", is_lost=True)
+            s.add(lead)
+            s.commit()
+            lead_id = lead.id
+        engine.dispose()
+        assert f"lead {lead_id}: lost" in _leadhub(url, "leads", "state", str(lead_id)).stdout
+        missing = _leadhub(url, "leads", "state", "999999", check=False)
+        assert missing.returncode == 1 and "no lead with id 999999" in missing.stderr

@@ -7,7 +7,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadhub.config import LeadPolicy
-from leadhub.db.models import Branch, Customer, IntakeEvent, Lead, LeadLog, LeadSourceHistory, Source
+from leadhub.db.models import (
+    Branch,
+    Customer,
+    IntakeEvent,
+    Lead,
+    LeadLog,
+    LeadQualification,
+    LeadSourceHistory,
+    Source,
+)
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest, replay
 
 
@@ -138,6 +147,19 @@ def test_a_closed_lead_is_not_reused(session: Session, status: str, is_lost: boo
     lead = session.get(Lead, first.lead_id)
     assert lead is not None
     lead.status, lead.is_lost = status, is_lost
+    session.flush()
+    again = ingest(session, Intake(source=Channel.WALK_IN, phone="9876543210", branch_id=branch))
+    assert again.status is IntakeOutcome.CREATED and again.lead_id != first.lead_id
+
+
+def test_a_lead_won_through_the_retailed_flag_is_not_reused(session: Session) -> None:
+    """The legacy CRE screen set RETAILED without changing the status: the lead is won, so closed."""
+    branch = _branch(session)
+    first = ingest(session, Intake(source=Channel.WALK_IN, phone="9876543210", branch_id=branch))
+    assert first.lead_id is not None
+    lead = session.get_one(Lead, first.lead_id)
+    lead.status, lead.is_qualified = "Qualified", True
+    session.add(LeadQualification(lead_id=first.lead_id, retailed=True))
     session.flush()
     again = ingest(session, Intake(source=Channel.WALK_IN, phone="9876543210", branch_id=branch))
     assert again.status is IntakeOutcome.CREATED and again.lead_id != first.lead_id

@@ -8,6 +8,7 @@ definitions of the intake rule fails here.
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,12 +19,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.config import LeadPolicy
 from leadhub.customers.names import clean_name
-from leadhub.db.models import AssignmentRule, Branch, Customer, KnowlarityNumber, Lead, Source, User
+from leadhub.db.models import (
+    AssignmentRule,
+    Branch,
+    Customer,
+    KnowlarityNumber,
+    Lead,
+    LeadQualification,
+    Source,
+    User,
+)
 from leadhub.integrations.knowlarity.calls import ingest_call
 from leadhub.integrations.knowlarity.payloads import CallRecord, Direction, Origin
 from leadhub.leads.assignment import add_member
 from leadhub.leads.intake import Channel, Intake, IntakeError, IntakeOutcome, ingest, ingest_many, replay
-from leadhub.leads.status import CLOSED_STATUSES, is_open
+from leadhub.leads.status import is_open
 from tests.conftest import _tables, requires_postgres
 
 pytestmark = requires_postgres
@@ -199,13 +209,22 @@ def test_the_stored_name_rule_matches_clean_name(session: Session, name: str | N
     assert stored == clean_name(name)
 
 
-@pytest.mark.parametrize("status", [*LEGACY_STATUSES, *CLOSED_STATUSES, "lost_to_competitor", "Lostish"])
-@pytest.mark.parametrize("lost", [None, False, True])
-def test_the_open_lead_rule_matches_is_open(session: Session, status: str | None, lost: bool | None) -> None:
-    answer = session.execute(
-        text("SELECT leadhub_lead_is_open(:s, :l)"), {"s": status, "l": lost}
-    ).scalar_one()
-    assert answer == is_open(status, lost)
+@pytest.mark.parametrize("status", [*LEGACY_STATUSES, "lost_to_competitor", "Lostish", " Won ", "Booked",
+                                    "test drive", "Unqualified - budget", "Disqualified: spam", "Fresh"])  # fmt: skip
+def test_the_open_lead_rule_matches_is_open(session: Session, status: str | None) -> None:
+    for lost, qualified, retailed in itertools.product(
+        [None, False, True], [None, False, True], [None, True]
+    ):
+        lead = Lead(status=status, is_lost=lost, is_qualified=qualified, total_attempts=0)
+        session.add(lead)
+        session.flush()
+        if retailed is not None:
+            session.add(LeadQualification(lead_id=lead.id, retailed=retailed))
+            session.flush()
+        answer = session.execute(text("SELECT leadhub_lead_is_open(:i, :s, :l, :q)"),
+                                 {"i": lead.id, "s": status, "l": lost, "q": qualified}).scalar_one()  # fmt: skip
+        expected = is_open(status, lost, is_qualified=qualified, retailed=retailed)
+        assert answer == expected, (status, lost, qualified, retailed)
 
 
 @pytest.mark.parametrize("server_side", [False, True])

@@ -282,5 +282,6 @@ def run() -> None:
 from leadhub.cli import assignment as _assignment  # noqa: E402, F401
 from leadhub.cli import auth as _auth  # noqa: E402, F401
 from leadhub.cli import knowlarity as _knowlarity  # noqa: E402, F401
+from leadhub.cli import lifecycle as _lifecycle  # noqa: E402, F401
 from leadhub.cli import meta as _meta_commands  # noqa: E402, F401
 from leadhub.cli import migration as _migration  # noqa: E402, F401

@@ -468,7 +468,10 @@ def _open_lead(session: Session, customer_id: int, branch_id: int | None) -> Lea
     if branch_id is not None:
         query = query.where(Lead.branch_id == branch_id)
     recent = func.coalesce(Lead.enquired_at, Lead.created_at)
-    return session.execute(query.order_by(recent.desc(), Lead.id.desc()).limit(1)).scalar_one_or_none()
+    # Lock the lead as the lifecycle services do, so an enquiry never attaches to a lead that a
+    # concurrent transaction is closing: PostgreSQL re-checks the open rule on the locked row.
+    query = query.order_by(recent.desc(), Lead.id.desc()).limit(1).with_for_update(of=Lead)
+    return session.execute(query).scalar_one_or_none()
 
 
 def _attach(

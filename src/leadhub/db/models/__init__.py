@@ -23,6 +23,7 @@ from leadhub.db.models.legacy import (
     User,
 )
 from leadhub.db.models.meta import MetaForm, MetaPage
+from leadhub.db.models.reasons import LeadReason
 from leadhub.db.models.sync import SyncCheckpoint
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Lead",
     "LeadLog",
     "LeadQualification",
+    "LeadReason",
     "LeadSourceHistory",
     "LoginFailure",
     "MetaForm",

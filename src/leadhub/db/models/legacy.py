@@ -127,6 +127,8 @@ class Lead(Base):
 
 class LeadQualification(Base):
     __tablename__ = "leads_qualification"
+    # Added by leadhub (revision 0008): the open-lead rule looks up a lead's funnel flags.
+    __table_args__ = (Index("ix_leads_qualification_lead_id", "lead_id"),)
 
     id: Mapped[int] = _pk()
     lead_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("leads_master.id"))

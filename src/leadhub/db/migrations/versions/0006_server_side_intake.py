@@ -46,13 +46,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
 $fn$;
 """
 
-# leads.status.open_lead_clause, for one row.
+# leads.status.open_lead_clause, for one row: not lost, no status that ends the story (by name or
+# prefix), and not a qualified lead whose qualification says RETAILED (then it is won).
 LEAD_IS_OPEN = """
-CREATE OR REPLACE FUNCTION leadhub_lead_is_open(status text, is_lost boolean) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+CREATE OR REPLACE FUNCTION leadhub_lead_is_open(p_lead bigint, status text, is_lost boolean, is_qualified boolean)
+RETURNS boolean LANGUAGE sql STABLE AS $fn$
   SELECT NOT coalesce(is_lost, false)
-     AND (status IS NULL OR (lower(status) NOT IN ('won', 'closed', 'closed_due_to_sale_elsewhere',
-          'booked-retail', 'lost', 'disqualified', 'unqualified') AND NOT starts_with(lower(status), 'lost')))
+     AND s NOT IN ('booked-retail', 'closed', 'closed_due_to_sale_elsewhere', 'disqualified', 'lost',
+                   'unqualified', 'won')
+     AND NOT starts_with(s, 'disqualified') AND NOT starts_with(s, 'lost') AND NOT starts_with(s, 'unqualified')
+     AND NOT ((coalesce(is_qualified, false) OR s IN ('booked', 'booked-retail', 'qualified', 'test drive', 'won'))
+              AND EXISTS (SELECT 1 FROM leads_qualification q WHERE q.lead_id = p_lead AND q."RETAILED"))
+  FROM (SELECT lower(trim(coalesce(status, ''))) AS s) AS t
 $fn$;
 """
 
@@ -158,13 +163,16 @@ BEGIN
   v_source := leadhub_source_for(p->>'source', p->>'source_name', p->>'source_type');
 
   IF p->>'policy' = 'attach' AND NOT v_created THEN
+    -- locked as the lifecycle services lock it: an enquiry never attaches to a lead a concurrent
+    -- transaction is closing (the open rule is re-checked on the locked row)
     SELECT id, source_id, status INTO v_lead_id, v_lead_source, v_lead_status
       FROM leads_master
      WHERE customer_id = v_customer.id
-       AND leadhub_lead_is_open(status, "IS_LOST")
+       AND leadhub_lead_is_open(id, status, "IS_LOST", is_qualified)
        AND (v_branch IS NULL OR branch_id = v_branch)
      ORDER BY coalesce(enquired_at, created_at) DESC, id DESC
-     LIMIT 1;
+     LIMIT 1
+       FOR UPDATE;
   END IF;
 
   IF v_lead_id IS NOT NULL THEN
@@ -360,7 +368,7 @@ NAMES = (
     "leadhub_process_event(bigint, jsonb)",
     "leadhub_source_for(text, text, text)",
     "leadhub_after_create(bigint, bigint, jsonb)",
-    "leadhub_lead_is_open(text, boolean)",
+    "leadhub_lead_is_open(bigint, text, boolean, boolean)",
     "leadhub_clean_name(text)",
 )
 

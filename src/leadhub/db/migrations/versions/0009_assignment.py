@@ -1,7 +1,7 @@
 """Assignment rules and their rotation; new leads are assigned inside the intake's transaction.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-28
 """
 
@@ -15,7 +15,7 @@ from leadhub.db.base import NAMING_CONVENTION
 from leadhub.db.types import BigIntPK, UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
