@@ -22,6 +22,7 @@ from leadhub.auth.roles import seed_built_in_roles
 from leadhub.config import get_settings
 from leadhub.db import migrate
 from leadhub.db.session import make_engine, make_session_factory, session_scope
+from leadhub.leads.reasons import seed_default_reasons
 
 TEST_URL = os.environ.get("LEADHUB_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_URL.startswith("postgres")
@@ -94,8 +95,9 @@ def factory(engine: Engine) -> sessionmaker[Session]:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
     factory = make_session_factory(engine)
-    with session_scope(factory) as session:  # revision 0007 seeds these; the truncation removed them
+    with session_scope(factory) as session:  # revisions 0007 and 0008 seed these; the truncation removed them
         seed_built_in_roles(session)
+        seed_default_reasons(session)
     return factory
 
 
