@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from leadhub.leads.intake import IntakeOutcome
+
+MAX_ID = 2**63 - 1  # bigint
 
 
 class ApiChannel(StrEnum):
@@ -25,7 +27,7 @@ class LeadIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     city: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
-    branch_id: int | None = Field(default=None, ge=1)
+    branch_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     external_id: str | None = Field(
         default=None,
         max_length=200,
@@ -88,12 +90,12 @@ class LeadPage(BaseModel):
 
 
 class AssignIn(BaseModel):
-    user_id: int = Field(ge=1, description="Who takes the lead(s)")
+    user_id: int = Field(ge=1, le=MAX_ID, description="Who takes the lead(s)")
     why: str | None = Field(default=None, max_length=500, description="Kept in each lead's activity")
 
 
 class BulkAssignIn(AssignIn):
-    lead_ids: list[int] = Field(min_length=1, max_length=500)
+    lead_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=500)
 
 
 class AssignOut(BaseModel):

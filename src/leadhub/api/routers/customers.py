@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from leadhub.api.deps import ActorDep, SessionDep, SettingsDep
+from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
 from leadhub.api.schemas import (
     BranchOut,
     CustomerOut,
@@ -69,7 +69,7 @@ def find_customers(
 
 
 @router.get("/customers/{customer_id}/journey", response_model=JourneyOut, responses=_ERRORS)
-def journey(customer_id: int, actor: ActorDep, session: SessionDep) -> JourneyOut:
+def journey(customer_id: PathId, actor: ActorDep, session: SessionDep) -> JourneyOut:
     """Every lead of the customer the caller may see, with calls, source touches, qualification and
     activity in time order. A customer with no visible lead answers 404."""
     story = customer_journey(session, customer_id, lead_scope=lead_scope(actor))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from leadhub.api.deps import ActorDep, SessionDep, SettingsDep
+from leadhub.api.deps import ActorDep, PathId, QueryId, SessionDep, SettingsDep
 from leadhub.api.errors import error_response
 from leadhub.api.schemas import (
     AssignIn,
@@ -91,7 +91,7 @@ def create_lead(
 @router.get(
     "/leads/{lead_id}", response_model=LeadOut, responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 )
-def read_lead(lead_id: int, actor: ActorDep, session: SessionDep) -> LeadOut:
+def read_lead(lead_id: PathId, actor: ActorDep, session: SessionDep) -> LeadOut:
     """One lead, if the caller may see it; a lead outside the caller's scope answers 404 like a missing one."""
     return LeadOut.model_validate(get_lead(session, actor, lead_id))
 
@@ -105,11 +105,11 @@ def browse_leads(
     actor: ActorDep,
     session: SessionDep,
     settings: SettingsDep,
-    branch_id: Annotated[int | None, Query(ge=1)] = None,
-    source_id: Annotated[int | None, Query(ge=1)] = None,
-    assigned_to: Annotated[int | None, Query(ge=1)] = None,
+    branch_id: QueryId = None,
+    source_id: QueryId = None,
+    assigned_to: QueryId = None,
     unassigned: bool = False,
-    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    customer_id: QueryId = None,
     status: Annotated[str | None, Query(max_length=100, description="The legacy status, any case")] = None,
     enquired_from: datetime | None = None,
     enquired_to: datetime | None = None,
@@ -130,7 +130,7 @@ def browse_leads(
 
 
 @router.post("/leads/{lead_id}/assign", response_model=AssignOut, responses=_ERRORS)
-def assign_lead(lead_id: int, body: AssignIn, actor: ActorDep, session: SessionDep) -> AssignOut:
+def assign_lead(lead_id: PathId, body: AssignIn, actor: ActorDep, session: SessionDep) -> AssignOut:
     """Give a lead to a person (`leads.assign`; the lead must be in the caller's scope)."""
     return _assign(session, actor, [lead_id], body)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from leadhub.api.deps import ActorDep, SessionDep, SettingsDep
+from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
 from leadhub.api.schemas import ErrorOut, LeadOut, LeadPage
 from leadhub.auth.access import Actor, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
@@ -111,7 +111,7 @@ def _out(result: workflow.TransitionResult) -> TransitionOut:
 
 
 @router.post("/leads/{lead_id}/calls", response_model=TransitionOut, responses=_ERRORS)
-def log_call(lead_id: int, body: CallIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
+def log_call(lead_id: PathId, body: CallIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
     """A call attempt (counts as an attempt; a new lead becomes contacted)."""
     by = _worker(actor)
     get_lead(session, actor, lead_id)
@@ -121,7 +121,7 @@ def log_call(lead_id: int, body: CallIn, actor: ActorDep, session: SessionDep) -
 
 
 @router.post("/leads/{lead_id}/follow-ups", response_model=TransitionOut, responses=_ERRORS)
-def follow_up(lead_id: int, body: FollowUpIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
+def follow_up(lead_id: PathId, body: FollowUpIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
     """Pending with a call-back time (required, in the future) and remarks."""
     by = _worker(actor)
     get_lead(session, actor, lead_id)
@@ -130,7 +130,7 @@ def follow_up(lead_id: int, body: FollowUpIn, actor: ActorDep, session: SessionD
 
 
 @router.post("/leads/{lead_id}/qualify", response_model=TransitionOut, responses=_ERRORS)
-def qualify(lead_id: int, body: QualifyIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
+def qualify(lead_id: PathId, body: QualifyIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
     """Qualify: category and model required; writes the lead's qualification."""
     by = _worker(actor)
     get_lead(session, actor, lead_id)
@@ -140,7 +140,7 @@ def qualify(lead_id: int, body: QualifyIn, actor: ActorDep, session: SessionDep)
 
 
 @router.post("/leads/{lead_id}/status", response_model=TransitionOut, responses=_ERRORS)
-def change_status(lead_id: int, body: StatusIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
+def change_status(lead_id: PathId, body: StatusIn, actor: ActorDep, session: SessionDep) -> TransitionOut:
     """Move a lead on: test drive, book, won, close, lose (reason), disqualify (reason), reopen.
     A move the lead's state does not allow answers 409 naming the state and what is allowed."""
     by = _worker(actor)
@@ -159,7 +159,7 @@ def change_status(lead_id: int, body: StatusIn, actor: ActorDep, session: Sessio
 
 
 @router.post("/leads/{lead_id}/notes", response_model=ActivityOut, status_code=201, responses=_ERRORS)
-def add_note(lead_id: int, body: NoteIn, actor: ActorDep, session: SessionDep) -> ActivityOut:
+def add_note(lead_id: PathId, body: NoteIn, actor: ActorDep, session: SessionDep) -> ActivityOut:
     """A note in the lead's activity; the state does not change."""
     by = _worker(actor)
     lead = get_lead(session, actor, lead_id)
@@ -171,7 +171,7 @@ def add_note(lead_id: int, body: NoteIn, actor: ActorDep, session: SessionDep) -
 
 
 @router.get("/leads/{lead_id}/activity", response_model=list[ActivityOut], responses=_ERRORS)
-def activity(lead_id: int, actor: ActorDep, session: SessionDep) -> list[ActivityOut]:
+def activity(lead_id: PathId, actor: ActorDep, session: SessionDep) -> list[ActivityOut]:
     """The lead's activity, oldest first (every row: who, when, from, to, why)."""
     get_lead(session, actor, lead_id)
     rows = session.execute(select(LeadLog).where(LeadLog.lead_id == lead_id).order_by(LeadLog.id)).scalars()
