@@ -4,14 +4,17 @@ in the messy phone formats real Indian data has, many from repeat customers acro
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from leadhub.auth.passwords import hash_password
 from leadhub.config import LeadPolicy
-from leadhub.db.models import Branch, BranchMember, Lead, User
+from leadhub.db.models import AssignmentRule, Branch, BranchMember, Lead, User
+from leadhub.leads.assignment import add_member
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
 
 BRANCHES = [
@@ -35,6 +38,8 @@ class DemoReport:
     users: int
     intakes: int
     outcomes: dict[str, int]
+    logins: dict[str, str]  # a username of each main role
+    password: str  # every demo user's, made for this database and printed once by `leadhub demo`
 
 
 def _messy(mobile: str, rng: random.Random) -> str:
@@ -63,6 +68,8 @@ def load_demo(session: Session, *, leads: int = 300, seed: int = 7, region: str 
     session.add_all(branches)
     session.flush()
     users = []
+    password = secrets.token_urlsafe(12)  # one for every demo user, shown once; real users set their own
+    password_hash = hash_password(password)  # hashed once: argon2 is slow on purpose
     for branch in branches:
         for n, role in enumerate(STAFF_ROLES):
             first = rng.choice(FIRST)
@@ -71,6 +78,7 @@ def load_demo(session: Session, *, leads: int = 300, seed: int = 7, region: str 
                 role=role,
                 full_name=f"{first} {rng.choice(LAST)}",
                 status=True,
+                password_hash=password_hash,
             )
             users.append(user)
             session.add(user)
@@ -78,6 +86,14 @@ def load_demo(session: Session, *, leads: int = 300, seed: int = 7, region: str 
             if role in MEMBER_ROLE:
                 session.add(BranchMember(branch_id=branch.id, user_id=user.user_id, role=MEMBER_ROLE[role],
                                          contact_name=user.full_name))  # fmt: skip
+    # New leads of each branch rotate among its CREs, as a site would set it up (docs/assignment.md).
+    for branch in branches:
+        rule = AssignmentRule(name=f"{branch.name}: every channel", branch_id=branch.id)
+        session.add(rule)
+        session.flush()
+        for user in users:
+            if user.role == "CRE" and user.username.split(".")[2] == str(branch.id):
+                add_member(session, rule_id=rule.id, user_id=user.user_id)
     people = [
         (str(rng.randint(6_000_000_000, 9_999_999_999)), f"{rng.choice(FIRST)} {rng.choice(LAST)}")
         for _ in range(max(1, leads * 3 // 5))
@@ -107,4 +123,9 @@ def load_demo(session: Session, *, leads: int = 300, seed: int = 7, region: str 
         result = ingest(session, intake, region=region, policy=LeadPolicy.ATTACH)
         outcomes[result.status.value] = outcomes.get(result.status.value, 0) + 1
     assert IntakeOutcome.CREATED.value in outcomes
-    return DemoReport(branches=len(branches), users=len(users), intakes=leads, outcomes=outcomes)
+    logins = {
+        role: next(u.username for u in users if u.role == role)
+        for role in ("Admin", "CRE", "CRE_TL", "Receptionist")
+    }
+    return DemoReport(branches=len(branches), users=len(users), intakes=leads, outcomes=outcomes, logins=logins,
+                      password=password)  # fmt: skip

@@ -26,6 +26,8 @@ def test_upgrade_demo_inbox_and_replay(tmp_path: Path) -> None:
         assert "database at revision" in _leadhub(url, "db", "upgrade").stdout
         demo = _leadhub(url, "demo", "--leads", "200").stdout
         assert "200 enquiries" in demo
+        # demo staff can log in, and new leads were rotated among each branch's CREs
+        assert "demo logins" in demo and "CRE cre." in demo
         assert "already has leads" in _leadhub(url, "demo").stdout  # never loads twice
 
         engine = make_engine(url)

@@ -219,6 +219,8 @@ def demo(
         f"demo data: {report.branches} branches, {report.users} staff, {report.intakes} enquiries "
         f"({', '.join(f'{k} {v}' for k, v in sorted(report.outcomes.items()))})"
     )
+    users = ", ".join(f"{role} {name}" for role, name in report.logins.items())
+    out.print(f"demo logins (POST /api/auth/login), all with the password {report.password}: {users}")
 
 
 @app.command()
