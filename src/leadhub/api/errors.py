@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from leadhub.errors import LeadhubError, RateLimitedError
@@ -45,6 +46,18 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
         body = {"code": "http_error", "message": str(error.detail)}
         return JSONResponse({"error": body}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, error: DataError) -> JSONResponse:
+        # A value the database refuses (a NUL character in text, a number out of range): the input's
+        # fault, answered 422 with the database's reason; parameters are not logged (they may be secrets).
+        reason = str(error.orig).splitlines()[0] if error.orig is not None else "invalid value"
+        log.warning("refused input on %s %s: %s", request.method, request.url.path, reason)
+        body = {
+            "code": "invalid_input",
+            "message": f"the input holds a value the database cannot store: {reason}",
+        }
+        return JSONResponse({"error": body}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, error: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadhub.db.types import json_dumps
 from leadhub.errors import NotConfiguredError
 
 MIN_SQLITE = (3, 35, 0)  # INSERT ... ON CONFLICT ... RETURNING
@@ -38,6 +39,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: 
         max_overflow=max_overflow,
         pool_pre_ping=True,
         echo=echo,
+        json_serializer=json_dumps,  # jsonb refuses NUL characters; payloads sometimes carry them
     )
 
 

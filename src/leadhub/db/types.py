@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,3 +43,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def json_dumps(value: Any) -> str:
+    """JSON text PostgreSQL's jsonb accepts: it refuses the NUL character (\\u0000), which payloads
+    sometimes carry, so each NUL becomes U+FFFD and the rest of the document is kept as sent."""
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return _NUL_ESCAPE.sub(lambda m: m.group(1) + "\\ufffd", text) if "u0000" in text else text

@@ -9,7 +9,6 @@ its reason and raw payload, and `replay` retries it later. Nothing is dropped si
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from leadhub.db.models import (
     Source,
     SourceChannel,
 )
-from leadhub.db.types import utcnow
+from leadhub.db.types import json_dumps, utcnow
 from leadhub.integrations import inbox
 from leadhub.leads.assignment import assign_new_lead
 from leadhub.leads.status import NEW, open_lead_clause
@@ -176,7 +175,7 @@ def _use_server(session: Session, server_side: bool | None) -> bool:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
+    return json_dumps(value)
 
 
 def server_payload(intake: Intake, external_id: str, *, region: str, policy: LeadPolicy) -> dict[str, Any]:

@@ -9,7 +9,6 @@ calls before it. Everything here flushes; the caller commits.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,7 @@ from leadhub.config import LeadPolicy
 from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.fastpath import StatementPool
 from leadhub.db.models import Call, CallbackStatus, CallbackTask, KnowlarityNumber, Lead
-from leadhub.db.types import UTCDateTime, utcnow
+from leadhub.db.types import UTCDateTime, json_dumps, utcnow
 from leadhub.integrations.knowlarity.numbers import canonical_number
 from leadhub.integrations.knowlarity.payloads import CallRecord
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, IntakeResult, ingest, server_payload
@@ -192,7 +191,7 @@ def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_
         "started_at": call.started_at.isoformat() if call.started_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
     }
-    return json.dumps(payload, default=str, separators=(",", ":"))
+    return json_dumps(payload)
 
 
 def _call_result(answer: dict[str, Any]) -> CallIngest:
