@@ -75,7 +75,10 @@ def test_a_nul_character_in_the_input_is_kept_as_a_replacement_not_a_server_erro
     body = {"source": "staff", "phone": "098765 43210", "name": "Asha\u0000Patel", "city": "\u0000"}
     response = client.post("/api/leads", json=body, headers={"X-API-Key": KEY})
     assert response.status_code == 201, response.text
-    assert response.json()["lead"]["full_name"] in ("Asha\ufffdPatel", "Asha\u0000Patel")  # PostgreSQL, SQLite
+    assert response.json()["lead"]["full_name"] in (
+        "Asha\ufffdPatel",
+        "Asha\u0000Patel",
+    )  # PostgreSQL, SQLite
 
 
 def test_idempotency_key_makes_a_retry_a_no_op(client: TestClient, factory: sessionmaker[Session]) -> None:

@@ -151,3 +151,18 @@ def test_queues_follow_the_business_day_and_the_scope(desk: Desk, factory: sessi
     assert ids("asha", "unassigned") == set()  # a CRE sees only her own leads
     assert ids("tl", "unassigned") == {desk.leads["free"]}
     assert desk.call("asha", "GET", "/api/queues/nonsense").status_code == 422
+
+
+def test_the_cre_tabs_follow_the_lead_through_its_states(desk: Desk) -> None:
+    def tab(name: str) -> set[int]:
+        return {item["id"] for item in desk.call("asha", "GET", f"/api/queues/{name}").json()["items"]}
+
+    a1, a2 = desk.leads["a1"], desk.leads["a2"]
+    assert tab("fresh") == {a1, a2} and tab("called") == set()
+    desk.call("asha", "POST", f"/api/leads/{a1}/calls", {"outcome": "RNR"})
+    assert tab("fresh") == {a2} and tab("called") == {a1}
+    desk.call("asha", "POST", f"/api/leads/{a1}/qualify", {"category": "Warm", "model": "Venue"})
+    assert tab("qualified") == {a1} and tab("called") == set()
+    reason = desk.call("asha", "GET", "/api/reasons", kind="disqualified").json()[0]["code"]
+    desk.call("asha", "POST", f"/api/leads/{a2}/status", {"action": "disqualify", "reason": reason})
+    assert tab("lost") == {a2} and tab("fresh") == set()

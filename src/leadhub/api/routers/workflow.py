@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
 from leadhub.api.schemas import ErrorOut, LeadOut, LeadPage
@@ -24,7 +24,7 @@ from leadhub.leads.followups import overdue_followups, today_followups
 from leadhub.leads.lifecycle import LeadState
 from leadhub.leads.queries import MAX_PAGE, decode_cursor, encode_cursor
 from leadhub.leads.reasons import ReasonKind, list_reasons
-from leadhub.leads.status import open_lead_clause
+from leadhub.leads.status import open_lead_clause, state_clause
 
 router = APIRouter(prefix="/api", tags=["workflow"])
 _ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
@@ -190,6 +190,25 @@ class Queue(StrEnum):
     FOLLOWUPS_TODAY = "followups_today"
     FOLLOWUPS_OVERDUE = "followups_overdue"
     UNASSIGNED = "unassigned"  # open leads with no owner
+    # The CRE tabs, by lifecycle state (leads/status.state_clause), within the caller's scope.
+    FRESH = "fresh"
+    CALLED = "called"
+    PENDING = "pending"
+    QUALIFIED = "qualified"
+    WON = "won"
+    LOST = "lost"
+    CLOSED = "closed"
+
+
+_TABS: dict[Queue, tuple[LeadState, ...]] = {
+    Queue.FRESH: (LeadState.NEW,),
+    Queue.CALLED: (LeadState.CONTACTED,),
+    Queue.PENDING: (LeadState.PENDING,),
+    Queue.QUALIFIED: (LeadState.QUALIFIED, LeadState.TEST_DRIVE, LeadState.BOOKED),
+    Queue.WON: (LeadState.WON,),
+    Queue.LOST: (LeadState.LOST, LeadState.DISQUALIFIED),
+    Queue.CLOSED: (LeadState.CLOSED,),
+}
 
 
 @router.get("/queues/{queue}", response_model=LeadPage, responses=_ERRORS)
@@ -202,12 +221,16 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> LeadPage:
     """A work queue within the caller's scope, newest first: `mine`, `followups_today` and
-    `followups_overdue` (the business day in LEADHUB_TIMEZONE, not UTC), `unassigned`."""
+    `followups_overdue` (the business day in LEADHUB_TIMEZONE, not UTC), `unassigned`, and the CRE tabs
+    by state: `fresh`, `called`, `pending`, `qualified` (with test drive and booked), `won`, `lost`
+    (with disqualified), `closed`."""
     tz = ZoneInfo(settings.timezone)
     if queue is Queue.FOLLOWUPS_TODAY:
         query = today_followups(tz=tz)
     elif queue is Queue.FOLLOWUPS_OVERDUE:
         query = overdue_followups(tz=tz)
+    elif queue in _TABS:
+        query = select(Lead).where(or_(*(state_clause(state) for state in _TABS[queue])))
     else:
         query = select(Lead).where(open_lead_clause())
         if queue is Queue.MINE:
