@@ -96,6 +96,9 @@ class Lead(Base):
     __table_args__ = (
         Index("idx_leads_master_phone_normalized", "phone_number_normalized"),
         Index("idx_leads_master_customer_id", "customer_id"),
+        Index("ix_leads_master_assigned_to_id", "assigned_to", "id"),
+        Index("ix_leads_master_branch_id_id", "branch_id", "id"),
+        Index("ix_leads_master_next_followup_at", "next_followup_at"),
     )
 
     id: Mapped[int] = _pk()
@@ -163,6 +166,7 @@ class LeadQualification(Base):
 
 class LeadLog(Base):
     __tablename__ = "leads_logs"
+    __table_args__ = (Index("ix_leads_logs_lead_id", "lead_id"),)
 
     id: Mapped[int] = _pk()
     lead_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("leads_master.id"))
@@ -177,6 +181,7 @@ class LeadLog(Base):
 
 class LeadSourceHistory(Base):
     __tablename__ = "lead_sources_history"
+    __table_args__ = (Index("ix_lead_sources_history_lead_id", "lead_id"),)
 
     id: Mapped[int] = _pk()
     lead_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("leads_master.id"))
