@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python benchmarks/intake.py
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/meta_sync.py
+	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/backfill.py
 
 clean:
