@@ -66,6 +66,14 @@ def backfill_customers(
     report_invalid: Annotated[
         Path | None, typer.Option(help="CSV of unlinked leads: lead id, value, reason")
     ] = None,
+    emit_sql: Annotated[
+        Path | None,
+        typer.Option(
+            "--emit-sql",
+            help="Write the backfill as a reviewable SQL script for psql / the Supabase SQL editor "
+            "(PostgreSQL only); change nothing",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Canonicalise legacy phones, repair duplicate customers, link every lead. Online, batched,
@@ -78,8 +86,14 @@ def backfill_customers(
     engine = make_engine(settings.database_url)
     reporter = _Reporter(enabled=not as_json)
     try:
-        if dry_run:
-            result: dict[str, Any] = {"dry_run": True, **plan_backfill(engine, region=settings.phone_region)}
+        if emit_sql is not None:
+            from leadhub.migration.emit_sql import emit_sql as write_script
+
+            emitted = write_script(engine, emit_sql, region=settings.phone_region, batch_size=batch_size)
+            result: dict[str, Any] = {"emit_sql": str(emit_sql), "revision": emitted.revision, "phone_strings": emitted.phones,
+                      "name_and_city_strings": emitted.texts, "provider_times": emitted.times}  # fmt: skip
+        elif dry_run:
+            result = {"dry_run": True, **plan_backfill(engine, region=settings.phone_region)}
         elif undo:
             result = undo_backfill(engine, batch_size=batch_size, progress=reporter).to_json()
         else:
@@ -98,6 +112,9 @@ def backfill_customers(
         engine.dispose()
     if as_json:
         typer.echo(json.dumps(result, default=str))
+        return
+    if emit_sql is not None:
+        _summary("backfill script written (nothing changed; review it, then run it with psql)", result)
         return
     _summary("backfill (dry run)" if dry_run else "undo" if undo else "backfill", result)
     if not dry_run and not undo and not result["changed_anything"]:

@@ -500,10 +500,14 @@ def _phase_attributes(engine: Engine, report: BackfillReport, run: dict[str, Any
                                              BackfillLog.row_id.in_(list(current)))
         ).scalars())  # fmt: skip
         updates = []
+        pg = dialect_name(session) == "postgresql"
         for s in staged:
             customer = current.get(s.customer_id)
             wanted = _wanted_attributes(customer, s) if customer is not None else None
             if customer is None or wanted is None:
+                continue
+            if pg:
+                updates.append({"b_id": customer.id, **wanted, "updated_at": now()})
                 continue
             if customer.origin is None and customer.id not in logged:
                 _log(
@@ -515,7 +519,13 @@ def _phase_attributes(engine: Engine, report: BackfillReport, run: dict[str, Any
                     _customer_row(session, customer.id),
                 )
             updates.append({"b_id": customer.id, **wanted, "updated_at": now()})
-        if updates:
+        if updates and pg:  # the statements the --emit-sql script runs too
+            ids = [u["b_id"] for u in updates]
+            session.execute(text(bulk.ATTRIBUTES_LOG), {"run": report.run_id, "ids": ids})
+            session.execute(text(bulk.UPDATE_ATTRIBUTES), {
+                "ids": ids, "fn": [u["full_name"] for u in updates], "ci": [u["city"] for u in updates],
+                "ca": [u["created_at"] for u in updates], "stamp": now()})  # fmt: skip
+        elif updates:
             session.execute(
                 update(CUSTOMERS).where(CUSTOMERS.c.id == _bind("b_id"))
                 .values({k: _bind(k) for k in ("full_name", "city", "created_at", "updated_at")}),

@@ -18,6 +18,65 @@ from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import BackfillCustomerAttrs, BackfillLeadLog, IntakeEvent
 from leadhub.migration.common import CUSTOMERS, LEADS
 
+# PostgreSQL statement texts, shared with the `--emit-sql` script (leadhub.migration.emit_sql), which
+# runs them with the same parameters as arrays built in PL/pgSQL: one source of truth for the writes.
+INSERT_CUSTOMERS = (
+    "INSERT INTO customers (phone_number_normalized, origin, created_at, updated_at) "
+    "SELECT p, 'backfill', :stamp, :stamp FROM unnest(CAST(:phones AS text[])) AS p "
+    "ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id"
+)
+UPDATE_LEADS = (
+    "UPDATE leads_master AS l SET phone_number_normalized = v.phone, phone_number_legacy = v.legacy, "
+    "customer_id = v.cid, enquired_at = v.enq "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:old AS text[]), CAST(:phone AS text[]), CAST(:legacy AS text[]), "
+    "CAST(:cid AS bigint[]), CAST(:enq AS timestamptz[])) AS v(id, old, phone, legacy, cid, enq) "
+    "WHERE l.id = v.id AND l.phone_number_normalized IS NOT DISTINCT FROM v.old"
+)
+INSERT_LEAD_LOGS = (
+    "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) "
+    "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:runs AS bigint[]), CAST(:old AS bigint[])) "
+    "ON CONFLICT (lead_id) DO NOTHING"
+)
+INSERT_EVENTS = (
+    "INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, "
+    "received_at, processed_at) "
+    "SELECT s, e, 'processed', 'legacy', l, c, 0, r, :stamp FROM unnest(CAST(:s AS text[]), CAST(:e AS text[]), "
+    "CAST(:l AS bigint[]), CAST(:c AS bigint[]), CAST(:r AS timestamptz[])) AS v(s, e, l, c, r) "
+    "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
+)
+MERGE_LOG = (
+    "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
+    "SELECT :run, CASE WHEN c.id = ANY(CAST(:old AS bigint[])) THEN 'customer_merged' ELSE 'customer_before' END, "
+    "'customers', c.id, to_jsonb(c), false FROM customers c "
+    "WHERE c.id = ANY(CAST(:logged AS bigint[]))"
+)
+DETACH_LOG = (
+    "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
+    "SELECT :run, 'customer_detached', 'customers', c.id, to_jsonb(c), false FROM customers c "
+    "WHERE c.id = ANY(CAST(:old AS bigint[]))"
+)
+DELETE_CUSTOMERS = "DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"
+REKEY_CUSTOMERS = (
+    "UPDATE customers c SET phone_number_normalized = m.phone FROM unnest(CAST(:rk AS bigint[]), "
+    "CAST(:ph AS text[])) AS m(id, phone) WHERE c.id = m.id"
+)
+DELETE_KEYS = "DELETE FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"
+DELETE_DETACHED_KEYS = "DELETE FROM backfill_customer_keys WHERE customer_id = ANY(CAST(:ids AS bigint[]))"
+# Attributes phase: before-image of customers the legacy guide made (origin NULL), once per customer,
+# then the replay-equivalent values. NOT IN over an uncorrelated subquery is one hashed scan of the log
+# per batch; a correlated NOT EXISTS was planned as a nested loop (no index on row_id): 30 s a batch.
+ATTRIBUTES_LOG = (
+    "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
+    "SELECT :run, 'customer_before', 'customers', c.id, to_jsonb(c), false FROM customers c "
+    "WHERE c.id = ANY(CAST(:ids AS bigint[])) AND c.origin IS NULL AND c.id NOT IN (SELECT g.row_id FROM backfill_log g "
+    "WHERE g.kind = 'customer_before' AND g.table_name = 'customers')"
+)
+UPDATE_ATTRIBUTES = (
+    "UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:fn AS text[]), CAST(:ci AS text[]), CAST(:ca AS timestamptz[])) "
+    "AS v(id, fn, ci, ca) WHERE c.id = v.id"
+)
+
 
 def _t(model: Any) -> Table:
     return cast(Table, model.__table__)
@@ -36,11 +95,7 @@ def insert_customers(session: Session, phones: list[str], stamp: datetime) -> in
     if not phones:
         return 0
     if _pg(session):
-        return len(session.execute(text(
-            "INSERT INTO customers (phone_number_normalized, origin, created_at, updated_at) "
-            "SELECT p, 'backfill', :stamp, :stamp FROM unnest(CAST(:phones AS text[])) AS p "
-            "ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id"
-        ), {"phones": phones, "stamp": stamp}).all())  # fmt: skip
+        return len(session.execute(text(INSERT_CUSTOMERS), {"phones": phones, "stamp": stamp}).all())
     return len(session.execute(
         upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["phone_number_normalized"])
         .returning(CUSTOMERS.c.id),
@@ -71,13 +126,7 @@ def update_leads(session: Session, changes: list[dict[str, Any]]) -> int:
     if not changes:
         return 0
     if _pg(session):
-        updated = session.execute(text(
-            "UPDATE leads_master AS l SET phone_number_normalized = v.phone, phone_number_legacy = v.legacy, "
-            "customer_id = v.cid, enquired_at = v.enq "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:old AS text[]), CAST(:phone AS text[]), CAST(:legacy AS text[]), "
-            "CAST(:cid AS bigint[]), CAST(:enq AS timestamptz[])) AS v(id, old, phone, legacy, cid, enq) "
-            "WHERE l.id = v.id AND l.phone_number_normalized IS NOT DISTINCT FROM v.old"
-        ), {"ids": _column(changes, "b_id"), "old": _column(changes, "b_old"),
+        updated = session.execute(text(UPDATE_LEADS), {"ids": _column(changes, "b_id"), "old": _column(changes, "b_old"),
             "phone": _column(changes, "phone_number_normalized"), "legacy": _column(changes, "phone_number_legacy"),
             "cid": _column(changes, "customer_id"), "enq": _column(changes, "enquired_at")}).rowcount  # type: ignore[attr-defined]  # fmt: skip
         return int(updated)
@@ -98,11 +147,7 @@ def insert_lead_logs(session: Session, logs: list[dict[str, Any]]) -> None:
     if not logs:
         return
     if _pg(session):
-        session.execute(text(
-            "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) "
-            "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:runs AS bigint[]), CAST(:old AS bigint[])) "
-            "ON CONFLICT (lead_id) DO NOTHING"
-        ), {"ids": _column(logs, "lead_id"), "runs": _column(logs, "run_id"), "old": _column(logs, "old_customer_id")})  # fmt: skip
+        session.execute(text(INSERT_LEAD_LOGS), {"ids": _column(logs, "lead_id"), "runs": _column(logs, "run_id"), "old": _column(logs, "old_customer_id")})  # fmt: skip
         return
     session.execute(
         upsert(session, _t(BackfillLeadLog)).on_conflict_do_nothing(index_elements=["lead_id"]), logs
@@ -114,13 +159,7 @@ def insert_events(session: Session, events: list[dict[str, Any]]) -> int:
     if not events:
         return 0
     if _pg(session):
-        return len(session.execute(text(
-            "INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, "
-            "received_at, processed_at) "
-            "SELECT s, e, 'processed', 'legacy', l, c, 0, r, :stamp FROM unnest(CAST(:s AS text[]), CAST(:e AS text[]), "
-            "CAST(:l AS bigint[]), CAST(:c AS bigint[]), CAST(:r AS timestamptz[])) AS v(s, e, l, c, r) "
-            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
-        ), {"s": _column(events, "source"), "e": _column(events, "external_id"), "l": _column(events, "lead_id"),
+        return len(session.execute(text(INSERT_EVENTS), {"s": _column(events, "source"), "e": _column(events, "external_id"), "l": _column(events, "lead_id"),
             "c": _column(events, "customer_id"), "r": _column(events, "received_at"),
             "stamp": events[0]["processed_at"]}).all())  # fmt: skip
     return len(session.execute(
@@ -130,7 +169,7 @@ def insert_events(session: Session, events: list[dict[str, Any]]) -> int:
     ).all())  # fmt: skip
 
 
-_ATTRS_PG = """
+MERGE_ATTRIBUTES = """
 INSERT INTO backfill_customer_attrs AS t (customer_id, first_key, first_at, full_name, name_key, city, city_key)
 SELECT * FROM unnest(CAST(:cid AS bigint[]), CAST(:fk AS text[]), CAST(:fa AS timestamptz[]), CAST(:fn AS text[]),
                      CAST(:nk AS text[]), CAST(:ci AS text[]), CAST(:ck AS text[]))
@@ -153,7 +192,7 @@ def merge_attributes(session: Session, attrs: list[dict[str, Any]]) -> None:
     if not attrs:
         return
     if _pg(session):
-        session.execute(text(_ATTRS_PG), {
+        session.execute(text(MERGE_ATTRIBUTES), {
             "cid": _column(attrs, "customer_id"), "fk": _column(attrs, "first_key"), "fa": _column(attrs, "first_at"),
             "fn": _column(attrs, "full_name"), "nk": _column(attrs, "name_key"), "ci": _column(attrs, "city"),
             "ck": _column(attrs, "city_key")})  # fmt: skip
@@ -227,19 +266,8 @@ def merge_groups_pg(session: Session, run_id: int, keys: list[str]) -> tuple[int
         "keys": keys,
         "logged": old_ids + rekey_ids,
     }
-    session.execute(text(
-        "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
-        "SELECT :run, CASE WHEN c.id = ANY(CAST(:old AS bigint[])) THEN 'customer_merged' ELSE 'customer_before' END, "
-        "'customers', c.id, to_jsonb(c), false FROM customers c "
-        "WHERE c.id = ANY(CAST(:logged AS bigint[]))"), params)  # fmt: skip
-    _move_pg(session, params)
-    session.execute(text("DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"), params)
-    session.execute(text(
-        "UPDATE customers c SET phone_number_normalized = m.phone FROM unnest(CAST(:rk AS bigint[]), "
-        "CAST(:ph AS text[])) AS m(id, phone) WHERE c.id = m.id"), params)  # fmt: skip
-    session.execute(
-        text("DELETE FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"), params
-    )
+    for statement in merge_statements():
+        session.execute(text(statement), params)
     return int(staged), len(old_ids), len(rekey_ids)
 
 
@@ -248,34 +276,38 @@ def detach_pg(session: Session, run_id: int, customer_ids: list[int]) -> int:
     live = [r[0] for r in session.execute(text(
         "SELECT id FROM customers WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"), {"ids": customer_ids})]  # fmt: skip
     params = {"run": run_id, "old": live, "new": [None] * len(live), "ids": customer_ids}
-    session.execute(text(
-        "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
-        "SELECT :run, 'customer_detached', 'customers', c.id, to_jsonb(c), false FROM customers c "
-        "WHERE c.id = ANY(CAST(:old AS bigint[]))"), params)  # fmt: skip
-    _move_pg(session, params)
-    session.execute(text("DELETE FROM customers WHERE id = ANY(CAST(:old AS bigint[]))"), params)
-    session.execute(
-        text("DELETE FROM backfill_customer_keys WHERE customer_id = ANY(CAST(:ids AS bigint[]))"), params
-    )
+    for statement in detach_statements():
+        session.execute(text(statement), params)
     return len(live)
 
 
-def _move_pg(session: Session, params: dict[str, Any]) -> None:
-    """Point leads and every other reference from params['old'][i] to params['new'][i], logging them."""
+def move_statements() -> list[str]:
+    """Point leads and every other reference from :old[i] to :new[i] (NULL: detach), logging them."""
     from leadhub.migration.common import customer_references
 
-    session.execute(text(
+    statements = [
         "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) SELECT id, :run, customer_id "
-        "FROM leads_master WHERE customer_id = ANY(CAST(:old AS bigint[])) ON CONFLICT (lead_id) DO NOTHING"), params)  # fmt: skip
-    session.execute(text(
+        "FROM leads_master WHERE customer_id = ANY(CAST(:old AS bigint[])) ON CONFLICT (lead_id) DO NOTHING",
         "UPDATE leads_master l SET customer_id = m.new FROM unnest(CAST(:old AS bigint[]), CAST(:new AS bigint[])) "
-        "AS m(old, new) WHERE l.customer_id = m.old"), params)  # fmt: skip
+        "AS m(old, new) WHERE l.customer_id = m.old",
+    ]
     for tbl, column in customer_references():
         pk = next(iter(tbl.primary_key.columns)).name
-        session.execute(text(
-            f'INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) '
+        statements += [
+            f"INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
             f"SELECT :run, 'reference', '{tbl.name}', t.\"{pk}\", jsonb_build_object('column', '{column}', 'value', t.\"{column}\"), "
-            f'false FROM "{tbl.name}" t WHERE t."{column}" = ANY(CAST(:old AS bigint[]))'), params)  # fmt: skip
-        session.execute(text(
+            f'false FROM "{tbl.name}" t WHERE t."{column}" = ANY(CAST(:old AS bigint[]))',
             f'UPDATE "{tbl.name}" t SET "{column}" = m.new FROM unnest(CAST(:old AS bigint[]), CAST(:new AS bigint[])) '
-            f'AS m(old, new) WHERE t."{column}" = m.old'), params)  # fmt: skip
+            f'AS m(old, new) WHERE t."{column}" = m.old',
+        ]  # fmt: skip
+    return statements
+
+
+def merge_statements() -> list[str]:
+    """Log, move, delete and re-key one set of groups; parameters run, old, new, rk, ph, keys, logged."""
+    return [MERGE_LOG, *move_statements(), DELETE_CUSTOMERS, REKEY_CUSTOMERS, DELETE_KEYS]
+
+
+def detach_statements() -> list[str]:
+    """Log, unlink and delete detached customers; parameters run, old, new (NULLs), ids."""
+    return [DETACH_LOG, *move_statements(), DELETE_CUSTOMERS, DELETE_DETACHED_KEYS]
