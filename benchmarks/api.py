@@ -46,10 +46,10 @@ INSERT INTO leads_master (full_name, phone_number_normalized, source_id, status,
          (ARRAY['New','New','New','New','Working','Working','Pending','Pending','Qualified','Lost'])[1 + g %% 10],
          CASE WHEN g %% 10 = 9 THEN true END, g %% 10 = 8, g %% 5,
          (SELECT min(id) FROM branches) + g %% 6, c,
-         (SELECT min(user_id) FROM users WHERE role = 'CRE' AND username LIKE 'cre%%') + g %% 60, now(),
+         (SELECT min(user_id) FROM users WHERE role = 'CRE' AND username LIKE 'cre%%') + (g / 10) %% 60, now(),
          CASE WHEN g %% 10 IN (6, 7) THEN now() + ((g %% 240) - 120) * interval '1 hour' END,
          now() - (g %% 400) * interval '1 day', now(), now()
-  FROM (SELECT g, 1 + (g * 7919) %% %(customers)s AS c FROM generate_series(1, %(leads)s) g) s;
+  FROM (SELECT g, 1 + (g::bigint * 7919) %% %(customers)s AS c FROM generate_series(1, %(leads)s) g) s;
 INSERT INTO leads_logs (lead_id, old_status, new_status, remarks, metadata, created_at)
   SELECT id, 'New', status, 'generated', '{"action": "generated"}', enquired_at FROM leads_master;
 INSERT INTO leads_logs (lead_id, old_status, new_status, remarks, metadata, created_at)

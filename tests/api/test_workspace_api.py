@@ -180,3 +180,21 @@ def test_branches_and_sources_need_a_login(world: World) -> None:
     assert {"Website", "Meta", "Walk-in"} <= {
         s["display_name"] for s in world.get("ravi", "/api/sources").json()
     }
+
+
+def test_an_enquiry_that_lands_on_someone_elses_lead_is_recorded_but_not_shown(world: World) -> None:
+    w = world
+    answer = w.post("asha", "/api/leads", {"source": "staff", "phone": "+91 98111 00002"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "attached" and body["lead"] is None and body["customer"] is None
+    assert w.get("asha", f"/api/leads/{w.leads['p2']}").status_code == 404
+    activity = w.get("boss", f"/api/leads/{w.leads['p2']}/activity").json()
+    assert activity[-1]["metadata"]["action"] == "repeat_enquiry"  # recorded on the lead all the same
+    naive = w.post(
+        "asha",
+        "/api/leads",
+        {"source": "staff", "phone": "98111 00009", "occurred_at": "2026-11-28T10:00:00"},
+    )
+    assert naive.status_code == 422 and "occurred_at" in naive.json()["error"]["message"]
+    assert w.get("boss", "/api/leads", enquired_from="2026-01-01T00:00").status_code == 422

@@ -150,11 +150,13 @@ def test_no_rule_leaves_the_lead_unassigned(session: Session) -> None:
         (datetime(2026, 12, 1, 0, 29, tzinfo=UTC), True),  # Tue 05:59 IST
         (datetime(2026, 12, 1, 0, 30, tzinfo=UTC), False),  # Tue 06:00 IST
         (datetime(2026, 11, 29, 17, 0, tzinfo=UTC), False),  # Sun 22:30 IST: Sunday is not in the days
+        (datetime(2026, 11, 29, 20, 30, tzinfo=UTC), False),  # Mon 02:00 IST: Sunday night's shift, off
+        (datetime(2026, 11, 28, 20, 30, tzinfo=UTC), True),  # Sun 02:00 IST: Saturday night's shift, on
     ],
 )
 def test_night_shift_hours_cross_midnight_in_india(session: Session, utc: datetime, expected: bool) -> None:
-    # Mon-Sat, 22:00-06:00 IST. Checked on the local day: Tue 00:01 IST counts as Tuesday, which is a
-    # working day; the legacy app's UTC "today" would have called it Monday 18:31.
+    # Mon-Sat night shifts, 22:00-06:00 IST, each belonging to the evening it starts: Tue 00:01 IST is
+    # Monday's shift (UTC still says Monday 18:31, the legacy app's "today"); Mon 02:00 is Sunday's.
     args = ("123456", time(22, 0), time(6, 0), IST)
     assert rule_is_active(*args, utc) is expected
     if ON_POSTGRES:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from leadhub.leads.intake import IntakeOutcome
 
@@ -33,7 +33,9 @@ class LeadIn(BaseModel):
         max_length=200,
         description="Your id for this enquiry; a repeat with the same id is a no-op",
     )
-    occurred_at: datetime | None = Field(default=None, description="When the enquiry happened (default: now)")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When the enquiry happened, with its offset (default: now)"
+    )
 
 
 class CustomerOut(BaseModel):
@@ -71,8 +73,11 @@ class LeadOut(BaseModel):
 class IntakeOut(BaseModel):
     status: IntakeOutcome
     event_id: int
-    lead: LeadOut
-    customer: CustomerOut
+    lead: LeadOut | None = Field(
+        description="The lead, when the caller may see it (an enquiry attached to someone else's lead "
+        "is recorded, but the lead and customer stay out of the answer)"
+    )
+    customer: CustomerOut | None
 
 
 class ErrorBody(BaseModel):

@@ -43,17 +43,20 @@ class Assignment:
 def rule_is_active(
     days: str, active_from: time | None, active_to: time | None, timezone: str, at: datetime
 ) -> bool:
-    """Whether a rule applies at `at`: the ISO weekday (1 = Monday) in `days` and the local time in
-    [from, to); a window ending before it starts crosses midnight (22:00-06:00)."""
+    """Whether a rule applies at `at`: the local time in [from, to) on one of `days` (ISO weekdays,
+    1 = Monday). A window ending before it starts crosses midnight (22:00-06:00) and belongs to the day
+    it starts: Monday's night shift runs to Tuesday 06:00, and Monday 02:00 is Sunday's shift."""
     local = at.astimezone(ZoneInfo(timezone))
-    if str(local.isoweekday()) not in days:
-        return False
-    if active_from is None or active_to is None:
-        return True
     now = local.time().replace(tzinfo=None)
+    day = local.isoweekday()
+    if active_from is None or active_to is None:
+        return str(day) in days
     if active_from <= active_to:
-        return active_from <= now < active_to
-    return now >= active_from or now < active_to
+        return str(day) in days and active_from <= now < active_to
+    if now >= active_from:
+        return str(day) in days  # the evening part of tonight's shift
+    # the small hours belong to the shift that started yesterday evening
+    return now < active_to and str(day - 1 if day > 1 else 7) in days
 
 
 def assign_new_lead(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from leadhub.api.deps import ActorDep, PathId, QueryId, SessionDep, SettingsDep
@@ -22,7 +22,7 @@ from leadhub.api.schemas import (
     LeadOut,
     LeadPage,
 )
-from leadhub.auth.access import authorize_intake, get_lead, lead_scope
+from leadhub.auth.access import authorize_intake, can_see_lead, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Customer, Lead
 from leadhub.errors import NotFoundError, ValidationFailed
@@ -77,6 +77,9 @@ def create_lead(
         )
     if result.status is not IntakeOutcome.CREATED:
         response.status_code = 200
+    if not can_see_lead(session, actor, result.lead_id):
+        # Attached to (or a repeat of) a lead outside the caller's scope: recorded, not shown.
+        return IntakeOut(status=result.status, event_id=result.event_id, lead=None, customer=None)
     lead = session.get(Lead, result.lead_id)
     customer = session.get(Customer, result.customer_id)
     assert lead is not None and customer is not None
@@ -111,8 +114,8 @@ def browse_leads(
     unassigned: bool = False,
     customer_id: QueryId = None,
     status: Annotated[str | None, Query(max_length=100, description="The legacy status, any case")] = None,
-    enquired_from: datetime | None = None,
-    enquired_to: datetime | None = None,
+    enquired_from: AwareDatetime | None = None,
+    enquired_to: AwareDatetime | None = None,
     q: Annotated[
         str | None, Query(max_length=100, description="A phone in any format, or part of a name")
     ] = None,

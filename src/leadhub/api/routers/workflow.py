@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import or_, select
 
 from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
@@ -47,7 +47,7 @@ class CallIn(BaseModel):
 
 
 class FollowUpIn(BaseModel):
-    at: datetime = Field(description="When to call back, with its offset (e.g. +05:30)")
+    at: AwareDatetime = Field(description="When to call back, with its offset (e.g. +05:30)")
     remarks: str = Field(min_length=1, max_length=2000)
     reason: str | None = Field(default=None, max_length=100, description="A pending reason code")
 
@@ -59,7 +59,7 @@ class QualifyIn(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     timeline: str | None = Field(default=None, max_length=100)
     remarks: str | None = Field(default=None, max_length=2000)
-    next_followup_at: datetime | None = None
+    next_followup_at: AwareDatetime | None = None
 
 
 class StatusAction(StrEnum):

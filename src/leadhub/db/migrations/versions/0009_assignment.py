@@ -56,16 +56,20 @@ assignment_members = sa.Table(
     sa.CheckConstraint("weight >= 1", name="ck_assignment_members_weight"),
 )
 
-# leads.assignment.rule_is_active, in SQL: ISO weekday in active_days, and the local time inside
-# [active_from, active_to), a window whose end is earlier than its start crossing midnight.
+# leads.assignment.rule_is_active, in SQL: the local time inside [active_from, active_to) on one of
+# active_days; a window whose end is earlier than its start crosses midnight and belongs to the day it
+# starts on.
 RULE_ACTIVE = """
 CREATE OR REPLACE FUNCTION leadhub_rule_active(days text, t_from time, t_to time, tz text, at timestamptz)
 RETURNS boolean LANGUAGE sql STABLE AS $fn$
-  SELECT strpos(days, extract(isodow FROM local)::int::text) > 0
-     AND (t_from IS NULL OR t_to IS NULL
-          OR (t_from <= t_to AND local::time >= t_from AND local::time < t_to)
-          OR (t_from > t_to AND (local::time >= t_from OR local::time < t_to)))
-  FROM (SELECT at AT TIME ZONE tz AS local) AS l
+  SELECT CASE
+    WHEN t_from IS NULL OR t_to IS NULL THEN strpos(days, dow::text) > 0
+    WHEN t_from <= t_to THEN strpos(days, dow::text) > 0 AND local::time >= t_from AND local::time < t_to
+    WHEN local::time >= t_from THEN strpos(days, dow::text) > 0
+    -- the small hours belong to the shift that started the evening before
+    ELSE local::time < t_to AND strpos(days, (CASE WHEN dow > 1 THEN dow - 1 ELSE 7 END)::text) > 0
+  END
+  FROM (SELECT at AT TIME ZONE tz AS local, extract(isodow FROM at AT TIME ZONE tz)::int AS dow) AS l
 $fn$;
 """
 
