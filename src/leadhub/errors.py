@@ -39,6 +39,13 @@ class NotConfiguredError(LeadhubError):
     code = "not_configured"
 
 
+class DatabaseUnavailable(LeadhubError):
+    """The database could not be reached or is saturated: nothing was stored; the sender should retry."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class PermissionDenied(LeadhubError):
     status_code = 403
     code = "forbidden"

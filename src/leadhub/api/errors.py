@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,10 +49,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"error": body}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(DataError)
-    async def _unstorable(request: Request, error: DataError) -> JSONResponse:
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(request: Request, error: Exception) -> JSONResponse:
         # A value the database refuses (a NUL character in text, a number out of range): the input's
         # fault, answered 422 with the database's reason; parameters are not logged (they may be secrets).
-        reason = str(error.orig).splitlines()[0] if error.orig is not None else "invalid value"
+        orig = error.orig if isinstance(error, DataError) else error
+        reason = str(orig).splitlines()[0] if orig is not None else "invalid value"
         log.warning("refused input on %s %s: %s", request.method, request.url.path, reason)
         body = {
             "code": "invalid_input",

@@ -13,8 +13,10 @@ import logging
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
+
+from leadhub.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 # How these connections show in pg_stat_activity.
@@ -59,17 +61,28 @@ class StatementPool:
         try:
             async with pool.connection() as conn:
                 return await _one(conn, sql, payload)
+        except PoolTimeout as error:  # saturated, not broken: a fresh connection would only add load
+            raise DatabaseUnavailable("the database is busy; nothing was stored, please retry") from error
         except psycopg.OperationalError as error:
+            if not _retryable(error):
+                raise DatabaseUnavailable(
+                    "the database refused the write; nothing was stored, please retry"
+                ) from error
             log.warning(
                 "database connection lost (%s); sending the statement once more", type(error).__name__
             )
         # The server may have dropped every pooled connection (a restart): check them in the background
         # and send this statement on a connection of its own.
         self._check = asyncio.get_running_loop().create_task(pool.check())  # a reference keeps it alive
-        async with await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, application_name=APPLICATION_NAME
-        ) as fresh:
-            return await _one(fresh, sql, payload)
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
+            ) as fresh:
+                return await _one(fresh, sql, payload)
+        except psycopg.OperationalError as error:
+            raise DatabaseUnavailable(
+                "the database is unreachable; nothing was stored, please retry"
+            ) from error
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -82,3 +95,8 @@ async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> An
     row = await cursor.fetchone()
     assert row is not None
     return row[0]
+
+
+def _retryable(error: psycopg.OperationalError) -> bool:
+    """A dropped connection or a deadlock: worth one more attempt (the statement is idempotent)."""
+    return error.sqlstate is None or error.sqlstate.startswith(("08", "57P")) or error.sqlstate == "40P01"

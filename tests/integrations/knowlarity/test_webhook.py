@@ -343,3 +343,14 @@ def test_a_push_after_the_server_dropped_the_connection_is_still_recorded_once(
     with factory() as s:
         uuids = s.execute(select(Call.call_uuid).where(Call.call_uuid == "after-the-drop")).scalars().all()
     assert uuids == ["after-the-drop"]
+
+
+@pytest.mark.parametrize("duration", ["1e12", "1e400", "-5", "99999999999999999999"])
+def test_an_absurd_duration_is_kept_raw_and_the_call_still_recorded(
+    client: TestClient, factory: sessionmaker[Session], duration: str
+) -> None:
+    response = send(client, {**P3_ANSWERED, "call_duration": duration}, "form")
+    assert response.status_code == 200, response.text
+    with factory() as s:
+        call = s.execute(select(Call)).scalar_one()
+    assert call.duration_seconds is None and call.raw_payload["call_duration"] == duration

@@ -154,6 +154,9 @@ def parse_time(value: Any) -> datetime | None:
     return naive.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
 
 
+_MAX_CALL_SECONDS = 7 * 24 * 3600
+
+
 def parse_duration(value: Any) -> int | None:
     """Seconds from `7`, `"7"`, `"7.0"`, `"00:00:07"` or `"01:07"` (chatwoot accepts both forms)."""
     text = _text(value)
@@ -164,10 +167,12 @@ def parse_duration(value: Any) -> int | None:
             seconds = 0
             for part in text.split(":"):
                 seconds = seconds * 60 + int(part)
-            return seconds
-        return int(float(text))
-    except ValueError:
+        else:
+            seconds = int(float(text))
+    except (ValueError, OverflowError):
         return None
+    # No call lasts a week: a larger or negative value is unreadable (the raw payload keeps it).
+    return seconds if 0 <= seconds <= _MAX_CALL_SECONDS else None
 
 
 def _missed(*markers: str | None) -> bool:
