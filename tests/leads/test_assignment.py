@@ -219,3 +219,17 @@ def test_a_newcomer_joins_the_rotation_at_the_lowest_count(session: Session) -> 
     assert member.assigned_count == 5
     owners = Counter(_new(session, f"+9198900000{i:02d}").assigned_to for i in range(3))
     assert owners == {asha: 1, ravi: 1, meera: 1}
+
+
+def test_someone_back_from_leave_rejoins_at_the_lowest_count_not_their_old_one(session: Session) -> None:
+    asha, ravi = _users(session, "asha", "ravi")
+    rule = _rule(session, [asha, ravi])
+    member = session.execute(select(AssignmentMember).where(AssignmentMember.user_id == ravi)).scalar_one()
+    member.is_active = False  # on leave
+    session.flush()
+    for i in range(6):
+        _new(session, f"+9198990000{i:02d}")  # all to asha
+    add_member(session, rule_id=rule, user_id=ravi)  # back
+    assert member.is_active and member.assigned_count == 6
+    owners = Counter(_new(session, f"+9198991000{i:02d}").assigned_to for i in range(4))
+    assert owners == {asha: 2, ravi: 2}

@@ -147,11 +147,7 @@ def member_add(rule_id: int, user_id: int, weight: Annotated[int, typer.Option(m
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
-            existing = _member(session, rule_id, user_id)
-            if existing is not None:
-                existing.is_active, existing.weight = True, weight
-            else:
-                add_member(session, rule_id=rule_id, user_id=user_id, weight=weight)
+            add_member(session, rule_id=rule_id, user_id=user_id, weight=weight)
     except LeadhubError as error:
         raise _fail(error) from error
     finally:

@@ -144,21 +144,32 @@ def assign_leads(
 
 
 def add_member(session: Session, *, rule_id: int, user_id: int, weight: int = 1) -> AssignmentMember:
-    """Join a rotation. The newcomer's counter starts at the rotation's lowest, so they take their
-    turn instead of receiving every lead until they have caught up."""
+    """Join (or rejoin) a rotation. The counter starts at, or is raised to, the rotation's lowest, so
+    the person takes their turn instead of receiving every lead until they have caught up."""
     if weight < 1:
         raise ValidationFailed("weight must be 1 or more")
     if session.get(AssignmentRule, rule_id) is None:
         raise ValidationFailed(f"no assignment rule {rule_id}")
     if session.get(User, user_id) is None:
         raise ValidationFailed(f"no user {user_id}")
+    # under the rule's lock, like the rotation itself, so the lowest count cannot move meanwhile
+    session.execute(select(AssignmentRule.id).where(AssignmentRule.id == rule_id).with_for_update())
     lowest = session.execute(
         select(func.min(AssignmentMember.assigned_count)).where(
             AssignmentMember.rule_id == rule_id, AssignmentMember.is_active.is_(True)
         )
     ).scalar_one()
-    member = AssignmentMember(rule_id=rule_id, user_id=user_id, weight=weight, assigned_count=lowest or 0)
-    session.add(member)
+    member = session.execute(
+        select(AssignmentMember).where(
+            AssignmentMember.rule_id == rule_id, AssignmentMember.user_id == user_id
+        )
+    ).scalar_one_or_none()
+    if member is None:
+        member = AssignmentMember(rule_id=rule_id, user_id=user_id, weight=weight, assigned_count=lowest or 0)
+        session.add(member)
+    else:  # back from leave: never behind the rotation, or they would take every lead until caught up
+        member.is_active, member.weight = True, weight
+        member.assigned_count = max(member.assigned_count, lowest or 0)
     session.flush()
     return member
 
