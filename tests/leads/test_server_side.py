@@ -219,6 +219,8 @@ def test_the_open_lead_rule_matches_is_open(session: Session, status: str | None
         session.add(lead)
         session.flush()
         if retailed is not None:
+            # an older row that says the opposite: the latest row is the one that counts
+            session.add(LeadQualification(lead_id=lead.id, retailed=not retailed))
             session.add(LeadQualification(lead_id=lead.id, retailed=retailed))
             session.flush()
         answer = session.execute(text("SELECT leadhub_lead_is_open(:i, :s, :l, :q)"),

@@ -7,7 +7,7 @@ question, in SQL, so a query and a loaded row always agree.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from leadhub.db.models import Lead, LeadQualification
@@ -31,11 +31,7 @@ _QUALIFIED_NAMES = sorted(s for s, state in LEGACY_STATUSES.items() if state in 
 def open_lead_clause() -> ColumnElement[bool]:
     """SQL: the lead's state is not terminal (the same precedence as `state_of`)."""
     status = func.lower(func.trim(func.coalesce(Lead.status, "")))
-    retailed = exists(
-        select(LeadQualification.id).where(
-            LeadQualification.lead_id == Lead.id, LeadQualification.retailed == true()
-        )
-    )
+    retailed = _latest_flag(LeadQualification.retailed)  # the row `workflow` reads: the latest
     return and_(
         or_(Lead.is_lost.is_(None), Lead.is_lost == false()),
         status.not_in(_TERMINAL_NAMES),

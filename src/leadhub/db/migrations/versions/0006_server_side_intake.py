@@ -47,7 +47,7 @@ $fn$;
 """
 
 # leads.status.open_lead_clause, for one row: not lost, no status that ends the story (by name or
-# prefix), and not a qualified lead whose qualification says RETAILED (then it is won).
+# prefix), and not a qualified lead whose latest qualification row says RETAILED (then it is won).
 LEAD_IS_OPEN = """
 CREATE OR REPLACE FUNCTION leadhub_lead_is_open(p_lead bigint, status text, is_lost boolean, is_qualified boolean)
 RETURNS boolean LANGUAGE sql STABLE AS $fn$
@@ -56,7 +56,8 @@ RETURNS boolean LANGUAGE sql STABLE AS $fn$
                    'unqualified', 'won')
      AND NOT starts_with(s, 'disqualified') AND NOT starts_with(s, 'lost') AND NOT starts_with(s, 'unqualified')
      AND NOT ((coalesce(is_qualified, false) OR s IN ('booked', 'booked-retail', 'qualified', 'test drive', 'won'))
-              AND EXISTS (SELECT 1 FROM leads_qualification q WHERE q.lead_id = p_lead AND q."RETAILED"))
+              AND coalesce((SELECT q."RETAILED" FROM leads_qualification q WHERE q.lead_id = p_lead
+                            ORDER BY q.id DESC LIMIT 1), false))
   FROM (SELECT lower(trim(coalesce(status, ''))) AS s) AS t
 $fn$;
 """
