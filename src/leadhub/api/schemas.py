@@ -89,6 +89,11 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=` for the error answers an endpoint gives (all in the one error shape)."""
+    return {code: {"model": ErrorOut} for code in codes}
+
+
 class LeadPage(BaseModel):
     items: list[LeadOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")

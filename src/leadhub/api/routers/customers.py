@@ -12,12 +12,12 @@ from leadhub.api.schemas import (
     BranchOut,
     CustomerOut,
     CustomerSearchOut,
-    ErrorOut,
     JourneyEventOut,
     JourneyLeadOut,
     JourneyOut,
     LeadOut,
     SourceOut,
+    error_responses,
 )
 from leadhub.auth.access import lead_scope
 from leadhub.auth.permissions import Permission
@@ -27,8 +27,7 @@ from leadhub.errors import NotFoundError, PermissionDenied
 from leadhub.phones import PhoneError, parse_phone
 
 router = APIRouter(prefix="/api", tags=["customers"])
-_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                                               404: {"model": ErrorOut}, 422: {"model": ErrorOut}}  # fmt: skip
+_ERRORS = error_responses(401, 403, 404, 422)
 
 
 @router.get("/customers", response_model=CustomerSearchOut, responses=_ERRORS)

@@ -21,6 +21,7 @@ from leadhub.api.schemas import (
     LeadIn,
     LeadOut,
     LeadPage,
+    error_responses,
 )
 from leadhub.auth.access import authorize_intake, can_see_lead, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
@@ -99,8 +100,7 @@ def read_lead(lead_id: PathId, actor: ActorDep, session: SessionDep) -> LeadOut:
     return LeadOut.model_validate(get_lead(session, actor, lead_id))
 
 
-_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                                               404: {"model": ErrorOut}, 422: {"model": ErrorOut}}  # fmt: skip
+_ERRORS = error_responses(401, 403, 404, 422)
 
 
 @router.get("/leads", response_model=LeadPage, responses=_ERRORS)

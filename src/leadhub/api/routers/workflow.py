@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import or_, select
 
 from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
-from leadhub.api.schemas import ErrorOut, LeadOut, LeadPage
+from leadhub.api.schemas import LeadOut, LeadPage, error_responses
 from leadhub.auth.access import Actor, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Lead, LeadLog
@@ -27,9 +27,7 @@ from leadhub.leads.reasons import ReasonKind, list_reasons
 from leadhub.leads.status import open_lead_clause, state_clause
 
 router = APIRouter(prefix="/api", tags=["workflow"])
-_ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                                               404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-                                               422: {"model": ErrorOut}}  # fmt: skip
+_ERRORS = error_responses(401, 403, 404, 409, 422)
 
 
 class TransitionOut(BaseModel):
