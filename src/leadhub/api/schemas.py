@@ -122,6 +122,8 @@ class CustomerSearchOut(BaseModel):
 
 
 class JourneyLeadOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     branch_id: int | None
     branch: str | None
@@ -135,6 +137,8 @@ class JourneyLeadOut(BaseModel):
 
 
 class JourneyEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime | None
     lead_id: int
     kind: str

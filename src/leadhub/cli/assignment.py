@@ -59,7 +59,7 @@ def add_rule(
             raise ValidationFailed("days: ISO weekday digits 1 (Monday) to 7 (Sunday), e.g. 123456")
         if (start is None) != (end is None):
             raise ValidationFailed("give both --from and --to, or neither (all day)")
-        zone = check_timezone(str(timezone or getattr(settings, "timezone", "Asia/Kolkata")))
+        zone = check_timezone(timezone or settings.timezone)
         engine = make_engine(settings.database_url)
         with session_scope(make_session_factory(engine)) as session:
             rule = AssignmentRule(name=name, channel=channel, branch_id=branch, mode=mode, active_days=days,

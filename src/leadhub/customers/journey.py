@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from leadhub.db.dialect import name_contains
 from leadhub.db.models import (
     Branch,
     Call,
@@ -87,8 +88,7 @@ def search_customers(
     if phone is not None:
         stmt = stmt.where(Customer.phone_number_normalized == phone)
     else:
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(func.lower(Customer.full_name).like(pattern, escape="\\"))
+        stmt = stmt.where(name_contains(Customer.full_name, text))
     if lead_scope is not None:
         stmt = stmt.where(select(Lead.id).where(Lead.customer_id == Customer.id, lead_scope).exists())
     rows = list(session.execute(stmt.order_by(Customer.full_name, Customer.id).limit(limit + 1)).scalars())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 def dialect_name(session: Session) -> str:
@@ -17,3 +18,9 @@ def upsert(session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
     if dialect_name(session) == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def name_contains(column: InstrumentedAttribute[str | None], text: str) -> ColumnElement[bool]:
+    """Case-insensitive "contains" on both databases, LIKE's wildcards in `text` matched literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{escaped}%", escape="\\")

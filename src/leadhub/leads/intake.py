@@ -174,10 +174,6 @@ def _use_server(session: Session, server_side: bool | None) -> bool:
     return server_side
 
 
-def _dumps(value: Any) -> str:
-    return json_dumps(value)
-
-
 def server_payload(intake: Intake, external_id: str, *, region: str, policy: LeadPolicy) -> dict[str, Any]:
     """What the server-side functions need: the phone canonicalised and the names cleaned here, in
     Python, by the same code the Python path uses."""
@@ -206,6 +202,16 @@ def server_payload(intake: Intake, external_id: str, *, region: str, policy: Lea
         "source_name": display_name,
         "source_type": source_type,
     }
+
+
+def _ingest_payload(
+    intake: Intake, *, region: str, policy: LeadPolicy, claim_pending: bool
+) -> dict[str, Any]:
+    """`leadhub_ingest`'s document for one enquiry (an enquiry without an id gets a generated one)."""
+    external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
+    payload = server_payload(intake, external_id, region=region, policy=policy)
+    payload["claim_pending"] = claim_pending
+    return payload
 
 
 def _run_server(
@@ -239,11 +245,10 @@ def ingest(
     On PostgreSQL the work runs server-side (`leadhub_ingest`, revision 0006) unless `server_side`
     is False; the rule is the same, proven by tests/leads/test_server_side.py.
     """
-    external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
     if _use_server(session, server_side):
-        payload = server_payload(intake, external_id, region=region, policy=policy)
-        payload["claim_pending"] = claim_pending
-        return _run_server(session, _INGEST, {"p": _dumps(payload)}, intake)
+        payload = _ingest_payload(intake, region=region, policy=policy, claim_pending=claim_pending)
+        return _run_server(session, _INGEST, {"p": json_dumps(payload)}, intake)
+    external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
     event_id = inbox.record_event(
         session,
         source=intake.source.value,
@@ -286,14 +291,11 @@ def ingest_many(
     if not intakes:
         return []
     if _use_server(session, server_side):
-        payloads = []
-        for intake in intakes:
-            external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
-            payload = server_payload(intake, external_id, region=region, policy=policy)
-            payload["claim_pending"] = claim_pending
-            payloads.append(payload)
+        payloads = [
+            _ingest_payload(i, region=region, policy=policy, claim_pending=claim_pending) for i in intakes
+        ]
         session.flush()
-        answers = session.execute(_INGEST_MANY, {"p": _dumps(payloads)}).scalar_one()
+        answers = session.execute(_INGEST_MANY, {"p": json_dumps(payloads)}).scalar_one()
         results: list[IntakeResult | IntakeError] = []
         for intake, answer in zip(intakes, answers, strict=True):
             if "error" in answer:
@@ -329,8 +331,7 @@ def process_event(
     """Turn a recorded inbox event into a lead, and record the outcome on the event."""
     if _use_server(session, server_side):
         payload = server_payload(intake, external_id, region=region, policy=policy)
-        payload["replay"] = True
-        return _run_server(session, _PROCESS, {"event_id": event_id, "p": _dumps(payload)}, intake)
+        return _run_server(session, _PROCESS, {"event_id": event_id, "p": json_dumps(payload)}, intake)
     try:
         result = _make_lead(session, event_id, intake, external_id=external_id, region=region, policy=policy)
     except IntakeRejected as rejected:
@@ -345,13 +346,6 @@ def process_event(
         outcome=result.status.value,
         lead_id=result.lead_id,
         customer_id=result.customer_id,
-    )
-    # A call kept as failed (bad caller number) and now replayed learns its lead. (On a first
-    # delivery no call row exists yet: the call is stored after the intake.)
-    session.execute(
-        update(_CALLS)
-        .where(_CALLS.c.intake_event_id == event_id, _CALLS.c.lead_id.is_(None))
-        .values(lead_id=result.lead_id, customer_id=result.customer_id, customer_phone=result.phone)
     )
     return result
 
@@ -382,17 +376,16 @@ def replay(
         if phone is not None:
             intake = replace(intake, phone=phone)
             event.intake = intake.to_json()
-        results.append(
-            process_event(
-                session,
-                event.id,
-                intake,
-                external_id=event.external_id,
-                region=region,
-                policy=policy,
-                server_side=server_side,
+        result = process_event(session, event.id, intake, external_id=event.external_id, region=region,
+                               policy=policy, server_side=server_side)  # fmt: skip
+        if result.lead_id is not None:
+            # A call kept as failed (bad caller number) and now replayed learns its lead.
+            session.execute(
+                update(_CALLS)
+                .where(_CALLS.c.intake_event_id == event.id, _CALLS.c.lead_id.is_(None))
+                .values(lead_id=result.lead_id, customer_id=result.customer_id, customer_phone=result.phone)
             )
-        )
+        results.append(result)
     return results
 
 

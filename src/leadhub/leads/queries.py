@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from leadhub.db.dialect import name_contains
 from leadhub.db.models import Lead
 from leadhub.errors import ValidationFailed
 from leadhub.phones import PhoneError, parse_phone
@@ -77,8 +78,7 @@ def filtered(scope: ColumnElement[bool], filters: LeadFilters, *, region: str = 
         try:
             query = query.where(Lead.phone_number_normalized == parse_phone(f.q, region).e164)
         except PhoneError:
-            pattern = "%" + f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(func.lower(Lead.full_name).like(pattern, escape="\\"))
+            query = query.where(name_contains(Lead.full_name, f.q))
     return query
 
 
@@ -91,12 +91,15 @@ def list_leads(
     limit: int = 50,
     region: str = "IN",
 ) -> Page:
+    return page(session, filtered(scope, filters, region=region), cursor=cursor, limit=limit)
+
+
+def page(session: Session, query: Select[Lead], *, cursor: str | None = None, limit: int = 50) -> Page:
+    """One page of `query`'s leads, newest first by id, after `cursor` (any ordering it had is replaced)."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}")
-    query = filtered(scope, filters, region=region)
     if cursor is not None:
         query = query.where(Lead.id < decode_cursor(cursor))
-    rows = list(session.execute(query.order_by(Lead.id.desc()).limit(limit + 1)).scalars())
-    more = len(rows) > limit
+    rows = list(session.execute(query.order_by(None).order_by(Lead.id.desc()).limit(limit + 1)).scalars())
     items = rows[:limit]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)

@@ -76,10 +76,9 @@ def journey(customer_id: PathId, actor: ActorDep, session: SessionDep) -> Journe
         raise NotFoundError(f"customer {customer_id} not found")
     return JourneyOut(
         customer=CustomerOut.model_validate(story.customer),
-        leads=[JourneyLeadOut(**_fields(lead)) for lead in story.leads],
-        events=[JourneyEventOut(at=e.at, lead_id=e.lead_id, kind=e.kind, summary=e.summary, detail=e.detail)
-                for e in story.events],
-    )  # fmt: skip
+        leads=[JourneyLeadOut.model_validate(lead) for lead in story.leads],
+        events=[JourneyEventOut.model_validate(event) for event in story.events],
+    )
 
 
 @router.get("/branches", response_model=list[BranchOut], responses=_ERRORS)
@@ -104,7 +103,3 @@ def _sees_leads(actor: ActorDep) -> bool:
     views = (Permission.LEADS_VIEW_ALL, Permission.LEADS_VIEW_BRANCH, Permission.LEADS_VIEW_TEAM,
              Permission.LEADS_VIEW_ASSIGNED, Permission.LEADS_VIEW_HANDED, Permission.WALKINS_VIEW_BRANCH)  # fmt: skip
     return any(actor.has(p) for p in views)
-
-
-def _fields(lead: object) -> dict[str, object]:
-    return {name: getattr(lead, name) for name in JourneyLeadOut.model_fields}

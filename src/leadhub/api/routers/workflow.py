@@ -22,7 +22,7 @@ from leadhub.errors import PermissionDenied
 from leadhub.leads import workflow
 from leadhub.leads.followups import overdue_followups, today_followups
 from leadhub.leads.lifecycle import LeadState
-from leadhub.leads.queries import MAX_PAGE, decode_cursor, encode_cursor
+from leadhub.leads.queries import MAX_PAGE, page
 from leadhub.leads.reasons import ReasonKind, list_reasons
 from leadhub.leads.status import open_lead_clause, state_clause
 
@@ -235,14 +235,8 @@ def queue(
             query = query.where(Lead.assigned_to == (actor.user_id if actor.user_id is not None else -1))
         else:
             query = query.where(Lead.assigned_to.is_(None))
-    query = query.where(lead_scope(actor))
-    if cursor is not None:
-        query = query.where(Lead.id < decode_cursor(cursor))
-    rows = list(session.execute(query.order_by(None).order_by(Lead.id.desc()).limit(limit + 1)).scalars())
-    items = rows[:limit]
-    more = len(rows) > limit
-    return LeadPage(items=[LeadOut.model_validate(r) for r in items],
-                    next_cursor=encode_cursor(items[-1].id) if more else None)  # fmt: skip
+    found = page(session, query.where(lead_scope(actor)), cursor=cursor, limit=limit)
+    return LeadPage(items=[LeadOut.model_validate(r) for r in found.items], next_cursor=found.next_cursor)
 
 
 def _activity(row: LeadLog) -> ActivityOut:

@@ -100,22 +100,8 @@ def ingest_call(
     virtual_number = canonical_number(call.virtual_number, region=region)
     mapping = session.execute(_NUMBER, {"number": virtual_number}).first() if virtual_number else None
     branch_id = mapping.branch_id if mapping else None
-    intake = Intake(
-        source=Channel.KNOWLARITY,
-        phone=call.customer_phone,
-        external_id=call.call_uuid,
-        branch_id=branch_id,
-        occurred_at=call.started_at,
-        raw_payload=call.raw,
-        extra={
-            "virtual_number": virtual_number or call.virtual_number,
-            "needs_branch": branch_id is None,
-            "campaign": mapping.campaign if mapping else None,
-            "direction": call.direction.value,
-            "answered": call.answered,
-            "origin": call.origin.value,
-        },
-    )
+    intake = _call_intake(call, virtual_number, branch_id=branch_id,
+                          mapped={"needs_branch": branch_id is None, "campaign": mapping.campaign if mapping else None})  # fmt: skip
     result = ingest(session, intake, region=region, policy=policy)
     if result.status is IntakeOutcome.CREATED and mapping is not None and mapping.source_id is not None:
         # The number stands for a particular source (a campaign's number): the new lead carries it.
@@ -162,19 +148,8 @@ async def ingest_call_autocommit(
 def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta) -> str:
     """The JSON document `leadhub_ingest_call` takes (see revision 0006)."""
     virtual_number = canonical_number(call.virtual_number, region=region)
-    intake = Intake(
-        source=Channel.KNOWLARITY,
-        phone=call.customer_phone,
-        external_id=call.call_uuid,
-        occurred_at=call.started_at,
-        raw_payload=call.raw,
-        extra={
-            "virtual_number": virtual_number or call.virtual_number,
-            "direction": call.direction.value,
-            "answered": call.answered,
-            "origin": call.origin.value,
-        },  # the function adds needs_branch and campaign from the number's mapping
-    )
+    # the function adds needs_branch and campaign from the number's mapping
+    intake = _call_intake(call, virtual_number, branch_id=None, mapped={})
     payload = server_payload(intake, call.call_uuid, region=region, policy=policy)
     payload["sla_seconds"] = callback_sla.total_seconds()
     payload["call"] = {
@@ -192,6 +167,21 @@ def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
     }
     return json_dumps(payload)
+
+
+def _call_intake(call: CallRecord, virtual_number: str | None, *, branch_id: int | None,
+                 mapped: dict[str, Any]) -> Intake:  # fmt: skip
+    """The enquiry a call is, for the shared intake; `mapped` adds what the number's mapping says."""
+    return Intake(
+        source=Channel.KNOWLARITY,
+        phone=call.customer_phone,
+        external_id=call.call_uuid,
+        branch_id=branch_id,
+        occurred_at=call.started_at,
+        raw_payload=call.raw,
+        extra={"virtual_number": virtual_number or call.virtual_number, **mapped,
+               "direction": call.direction.value, "answered": call.answered, "origin": call.origin.value},
+    )  # fmt: skip
 
 
 def _call_result(answer: dict[str, Any]) -> CallIngest:

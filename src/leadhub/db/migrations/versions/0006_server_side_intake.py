@@ -203,11 +203,6 @@ BEGIN
      SET status = 'processed', outcome = v_outcome, reason = NULL, lead_id = v_lead_id,
          customer_id = v_customer.id, processed_at = v_now, attempts = attempts + 1
    WHERE id = p_event_id;
-  IF (p->>'replay')::boolean THEN
-    -- a call kept as failed (bad caller number) and replayed learns its lead now
-    UPDATE calls SET lead_id = v_lead_id, customer_id = v_customer.id, customer_phone = v_phone
-     WHERE intake_event_id = p_event_id AND lead_id IS NULL;
-  END IF;
   RETURN jsonb_build_object('status', v_outcome, 'event_id', p_event_id, 'lead_id', v_lead_id,
                             'customer_id', v_customer.id, 'customer_created', v_created, 'phone', v_phone)
          || coalesce(v_after, '{}'::jsonb);
