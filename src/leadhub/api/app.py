@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from leadhub import __version__
 from leadhub.api import errors
-from leadhub.api.routers import auth, customers, health, leads, workflow
+from leadhub.api.routers import admin, auth, customers, health, leads, workflow
 from leadhub.api.routers import knowlarity as knowlarity_router
 from leadhub.api.routers import meta as meta_router
 from leadhub.config import Settings, get_settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(leads.router)
     app.include_router(customers.router)
     app.include_router(workflow.router)

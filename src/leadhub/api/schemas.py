@@ -36,6 +36,13 @@ class LeadIn(BaseModel):
     occurred_at: AwareDatetime | None = Field(
         default=None, description="When the enquiry happened, with its offset (default: now)"
     )
+    rm_user_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Hand the lead to this RM of the branch (the walk-in desk's hand-off); "
+        "needs `leads.assign` or `walkins.create`",
+    )
 
 
 class CustomerOut(BaseModel):
@@ -102,6 +109,20 @@ class LeadPage(BaseModel):
 class AssignIn(BaseModel):
     user_id: int = Field(ge=1, le=MAX_ID, description="Who takes the lead(s)")
     why: str | None = Field(default=None, max_length=500, description="Kept in each lead's activity")
+
+
+class HandoverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: int = Field(ge=1, le=MAX_ID, description="An active RM of the lead's branch")
+    why: str | None = Field(default=None, max_length=500, description="Kept in the lead's activity")
+
+
+class HandoverOut(BaseModel):
+    lead_id: int
+    rm_user_id: int
+    rm_member_id: int = Field(description="The RM's branch_members row, stored in leads_qualification.rm_id")
+    assigned: bool = Field(description="The lead had no owner and is now the RM's")
 
 
 class BulkAssignIn(AssignIn):

@@ -137,6 +137,16 @@ def lead_scope(actor: Actor) -> ColumnElement[bool]:
     return or_(*clauses) if clauses else false()
 
 
+def works_on(actor: Actor) -> ColumnElement[bool]:
+    """The leads this actor works personally: assigned to them, or handed to one of their RM rows."""
+    clauses: list[ColumnElement[bool]] = []
+    if actor.user_id is not None:
+        clauses.append(Lead.assigned_to == actor.user_id)
+    if actor.member_ids("RM"):
+        clauses.append(_handed_to(LeadQualification.rm_id.in_(actor.member_ids("RM"))))
+    return or_(*clauses) if clauses else false()
+
+
 def can_see_lead(session: Session, actor: Actor, lead_id: int) -> bool:
     return bool(session.execute(select(exists().where(Lead.id == lead_id, lead_scope(actor)))).scalar())
 
@@ -160,3 +170,20 @@ def authorize_intake(actor: Actor, *, source: str, branch_id: int | None) -> Non
             raise PermissionDenied("a walk-in must name one of your branches (branch_id)")
         return
     raise PermissionDenied(f"your role ({actor.role}) lacks the permission leads.create")
+
+
+def require_can_grant(
+    session: Session, actor: Actor, *, role: str | None = None, permissions: frozenset[str] = frozenset()
+) -> None:
+    """No one hands out more than they hold: a user manager may give a user or an API key a role, and a
+    role manager may grant permissions, only within their own permissions (Admin holds them all)."""
+    # Unknown names are left to the roles service, which answers them as invalid input.
+    wanted = (set(permissions) & ALL_PERMISSIONS) | (
+        role_permissions(session, role) if role is not None else set()
+    )
+    beyond = sorted(wanted - actor.permissions)
+    if beyond:
+        what = f"the role {role}" if role is not None else "these permissions"
+        raise PermissionDenied(
+            f"{what} would give permissions your role ({actor.role}) does not hold: {', '.join(beyond)}"
+        )

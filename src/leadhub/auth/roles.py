@@ -112,3 +112,28 @@ def seed_built_in_roles(session: Session) -> None:
         ).first()
         if created is not None:
             _grant(session, name, sorted(permissions))
+
+
+def set_permissions(session: Session, *, role: str, permissions: list[str]) -> None:
+    """Make the role hold exactly `permissions` (grant what is missing, revoke the rest)."""
+    get_role(session, role)
+    wanted = set(_check_permissions(permissions))
+    if role == ADMIN:
+        if wanted != ALL_PERMISSIONS:
+            raise ValidationFailed("Admin always holds every permission; create a narrower role instead")
+        return
+    held = set(
+        session.execute(select(RolePermission.permission).where(RolePermission.role == role)).scalars()
+    )
+    _grant(session, role, sorted(wanted - held))
+    if held - wanted:
+        session.execute(
+            delete(RolePermission).where(
+                RolePermission.role == role, RolePermission.permission.in_(sorted(held - wanted))
+            )
+        )
+
+
+def view_role(session: Session, name: str) -> RoleView:
+    get_role(session, name)
+    return next(r for r in list_roles(session) if r.name == name)

@@ -96,6 +96,19 @@ def add_membership(session: Session, *, user_id: int, user_role: str, grant: Bra
         )
     if session.get(Branch, grant.branch_id) is None:
         raise NotFoundError(f"no branch with id {grant.branch_id}")
+    existing = session.execute(
+        select(BranchMember)
+        .where(
+            BranchMember.user_id == user_id,
+            BranchMember.branch_id == grant.branch_id,
+            BranchMember.role == branch_role,
+            BranchMember.is_active.is_(True),
+        )
+        .order_by(BranchMember.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if existing is not None:  # the legacy app's duplicate memberships needed cleanup scripts
+        return existing
     user = session.get(User, user_id)
     member = BranchMember(
         branch_id=grant.branch_id, user_id=user_id, role=branch_role, is_active=True,
@@ -106,13 +119,19 @@ def add_membership(session: Session, *, user_id: int, user_role: str, grant: Bra
     return member
 
 
-def list_users(session: Session) -> list[UserView]:
-    users = session.execute(select(User).order_by(User.username)).scalars().all()
+def list_users(session: Session, *, user_id: int | None = None) -> list[UserView]:
+    query = select(User).order_by(User.username)
+    if user_id is not None:
+        query = query.where(User.user_id == user_id)
+    users = session.execute(query).scalars().all()
     members: dict[int, list[dict[str, object]]] = {}
     rows = session.execute(
         select(BranchMember.user_id, BranchMember.branch_id, BranchMember.role, Branch.name)
         .join(Branch, Branch.id == BranchMember.branch_id)
-        .where(BranchMember.is_active.is_(True), BranchMember.user_id.is_not(None))
+        .where(
+            BranchMember.is_active.is_(True),
+            BranchMember.user_id.is_not(None) if user_id is None else BranchMember.user_id == user_id,
+        )
         .order_by(BranchMember.id)
     ).all()
     for r in rows:
@@ -157,3 +176,64 @@ def set_password(session: Session, *, username: str, password: str) -> User:
     revoke_user_sessions(session, user_id=user.user_id)
     session.flush()
     return user
+
+
+def get_user_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"no user with id {user_id}")
+    return user
+
+
+def view_user(session: Session, user_id: int) -> UserView:
+    return next(u for u in list_users(session, user_id=user_id))
+
+
+def update_user(
+    session: Session,
+    *,
+    user_id: int,
+    role: str | None = None,
+    full_name: str | None = None,
+    email: str | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change a user's role, name, e-mail or active flag. A role change or a disable ends every session
+    of the user at once, so the new permissions (or none) apply to the next request, not the next login."""
+    user = get_user_by_id(session, user_id)
+    ends_sessions = False
+    if role is not None and role != user.role:
+        get_role(session, role)
+        user.role = role
+        ends_sessions = True
+    if full_name is not None:
+        user.full_name = full_name.strip() or None
+    if email is not None:
+        user.email = email.strip() or None
+    if active is not None and active != bool(user.status):
+        user.status = active
+        ends_sessions = ends_sessions or not active
+    user.updated_at = datetime.now(UTC)
+    if ends_sessions:
+        revoke_user_sessions(session, user_id=user.user_id)
+    session.flush()
+    return user
+
+
+def remove_membership(session: Session, *, user_id: int, branch_id: int) -> int:
+    """End the user's active memberships of a branch. The legacy rows stay (is_active = false): leads
+    handed to an RM name that row, and history must keep pointing at it. Returns how many ended."""
+    get_user_by_id(session, user_id)
+    done = session.execute(
+        update(BranchMember)
+        .where(
+            BranchMember.user_id == user_id,
+            BranchMember.branch_id == branch_id,
+            BranchMember.is_active.is_(True),
+        )
+        .values(is_active=False, updated_at=datetime.now(UTC))
+    )
+    ended = int(done.rowcount)  # type: ignore[attr-defined]
+    if ended == 0:
+        raise NotFoundError(f"user {user_id} is not an active member of branch {branch_id}")
+    return ended

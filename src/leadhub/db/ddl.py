@@ -75,12 +75,16 @@ END $$"""
         op.execute(f"ALTER TABLE {_q(table)} VALIDATE CONSTRAINT {_q(name)}")
 
 
-def create_index(name: str, table: str, columns: list[str], *, unique: bool = False) -> None:
-    """PostgreSQL: CREATE INDEX CONCURRENTLY outside a transaction, replacing an invalid leftover."""
+def create_index(
+    name: str, table: str, columns: list[str], *, unique: bool = False, where: str | None = None
+) -> None:
+    """PostgreSQL: CREATE INDEX CONCURRENTLY outside a transaction, replacing an invalid leftover.
+    `where` makes a partial index (a literal SQL predicate both databases accept)."""
     cols = ", ".join(_q(c) for c in columns)
     kind = "UNIQUE INDEX" if unique else "INDEX"
+    partial = f" WHERE {where}" if where else ""
     if _dialect() != "postgresql":
-        op.execute(f"CREATE {kind} IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols})")
+        op.execute(f"CREATE {kind} IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")
         return
     with op.get_context().autocommit_block():
         if _offline():
@@ -95,4 +99,4 @@ def create_index(name: str, table: str, columns: list[str], *, unique: bool = Fa
             )
             if invalid.first() is not None:
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
-        op.execute(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols})")
+        op.execute(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")

@@ -25,7 +25,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from leadhub.db.models import AssignmentMember, AssignmentRule, Lead, LeadLog, User
+from leadhub.db.models import (
+    AssignmentMember,
+    AssignmentRule,
+    BranchMember,
+    Lead,
+    LeadLog,
+    LeadQualification,
+    User,
+)
 from leadhub.db.types import utcnow
 from leadhub.errors import ValidationFailed
 
@@ -211,3 +219,81 @@ def _set_owner(
     session.add(LeadLog(lead_id=lead_id, old_status=status, new_status=status, remarks=remarks, created_by=by,
                         metadata_=metadata, created_at=now))  # fmt: skip
     session.flush()
+
+
+@dataclass(frozen=True)
+class Handover:
+    lead_id: int
+    rm_user_id: int
+    rm_member_id: int  # the RM's branch_members row, which the legacy app stores in leads_qualification.rm_id
+    assigned: bool  # the lead had no owner and now belongs to the RM
+
+
+def hand_to_rm(
+    session: Session, lead_id: int, *, rm_user_id: int, by_user: int | None, why: str | None = None
+) -> Handover:
+    """Hand a lead to a relationship manager of its branch, as the legacy walk-in desk does: the latest
+    qualification row's `rm_id` names the RM's `branch_members` row (created when the lead has none),
+    and an unassigned lead is assigned to the RM. One activity row records who handed it and why.
+    Access is checked by the caller."""
+    lead = session.execute(select(Lead).where(Lead.id == lead_id).with_for_update()).scalar_one_or_none()
+    if lead is None:
+        raise ValidationFailed(f"no lead {lead_id}")
+    if lead.branch_id is None:
+        raise ValidationFailed("the lead has no branch yet; set its branch before handing it to an RM")
+    member = session.execute(
+        select(BranchMember.id)
+        .join(User, User.user_id == BranchMember.user_id)
+        .where(
+            BranchMember.user_id == rm_user_id,
+            BranchMember.branch_id == lead.branch_id,
+            BranchMember.role == "RM",
+            BranchMember.is_active.is_(True),
+            User.status.is_not(False),
+        )
+        .order_by(BranchMember.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if member is None:
+        raise ValidationFailed(
+            f"user {rm_user_id} is not an active RM of branch {lead.branch_id}; hand the lead to an RM there"
+        )
+    now = utcnow()
+    qual = session.execute(
+        select(LeadQualification)
+        .where(LeadQualification.lead_id == lead_id)
+        .order_by(LeadQualification.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if qual is not None and qual.rm_id == member:
+        return Handover(lead_id=lead_id, rm_user_id=rm_user_id, rm_member_id=member, assigned=False)
+    if qual is None:
+        qual = LeadQualification(lead_id=lead_id, branch_id=lead.branch_id)
+        session.add(qual)
+    previous = qual.rm_id
+    qual.rm_id = member
+    qual.updated_at = now
+    assigned = lead.assigned_to is None
+    if assigned:
+        lead.assigned_to = rm_user_id
+        lead.assigned_at = now
+    lead.updated_at = now
+    session.add(
+        LeadLog(
+            lead_id=lead_id,
+            old_status=lead.status,
+            new_status=lead.status,
+            created_by=by_user,
+            remarks=why or "Handed to an RM",
+            created_at=now,
+            metadata_={
+                "action": "handed_to_rm",
+                "rm_user_id": rm_user_id,
+                "rm_member_id": member,
+                "previous_rm_member_id": previous,
+                "assigned": assigned,
+            },
+        )
+    )
+    session.flush()
+    return Handover(lead_id=lead_id, rm_user_id=rm_user_id, rm_member_id=member, assigned=assigned)

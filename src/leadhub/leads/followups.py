@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 
 from leadhub.config import get_settings
-from leadhub.db.models import Lead
+from leadhub.db.models import IntakeEvent, Lead
 from leadhub.db.types import utcnow
 from leadhub.leads.status import open_lead_clause
 
@@ -52,3 +52,16 @@ def overdue_followups(*, now: datetime | None = None, tz: ZoneInfo | None = None
         .where(Lead.next_followup_at < start, open_lead_clause())
         .order_by(Lead.next_followup_at, Lead.id)
     )
+
+
+def todays_walk_ins(*, now: datetime | None = None, tz: ZoneInfo | None = None) -> Select[Lead]:
+    """Leads with a walk-in visit during today's business day, first visits and repeat visits alike
+    (each visit is one walk-in event in the intake inbox): the reception desk's day."""
+    start, end = business_day_bounds(business_today(now, tz), tz)
+    visits = select(IntakeEvent.lead_id).where(
+        IntakeEvent.source == "walk_in",
+        IntakeEvent.received_at >= start,
+        IntakeEvent.received_at < end,
+        IntakeEvent.lead_id.is_not(None),
+    )
+    return select(Lead).where(Lead.id.in_(visits))

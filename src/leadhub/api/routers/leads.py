@@ -17,6 +17,8 @@ from leadhub.api.schemas import (
     BulkAssignIn,
     CustomerOut,
     ErrorOut,
+    HandoverIn,
+    HandoverOut,
     IntakeOut,
     LeadIn,
     LeadOut,
@@ -26,8 +28,8 @@ from leadhub.api.schemas import (
 from leadhub.auth.access import authorize_intake, can_see_lead, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Customer, Lead
-from leadhub.errors import NotFoundError, ValidationFailed
-from leadhub.leads.assignment import assign_leads
+from leadhub.errors import NotFoundError, PermissionDenied, ValidationFailed
+from leadhub.leads.assignment import assign_leads, hand_to_rm
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
 from leadhub.leads.queries import MAX_PAGE, LeadFilters, list_leads
 
@@ -57,6 +59,10 @@ def create_lead(
     the customer's open lead at that branch. 201 for a new lead, 200 when attached or repeated.
     Needs `leads.create`, or `walkins.create` for a walk-in at one of the caller's branches."""
     authorize_intake(actor, source=body.source.value, branch_id=body.branch_id)
+    if body.rm_user_id is not None and not (
+        actor.has(Permission.LEADS_ASSIGN) or actor.has(Permission.WALKINS_CREATE)
+    ):
+        raise PermissionDenied(f"your role ({actor.role}) may not hand leads to an RM (needs leads.assign)")
     intake = Intake(
         source=Channel(body.source.value),
         phone=body.phone,
@@ -78,6 +84,9 @@ def create_lead(
         )
     if result.status is not IntakeOutcome.CREATED:
         response.status_code = 200
+    if body.rm_user_id is not None:
+        hand_to_rm(session, result.lead_id, rm_user_id=body.rm_user_id, by_user=actor.user_id,
+                   why=f"{body.source.value.replace('_', '-').capitalize()} handed to an RM")  # fmt: skip
     if not can_see_lead(session, actor, result.lead_id):
         # Attached to (or a repeat of) a lead outside the caller's scope: recorded, not shown.
         return IntakeOut(status=result.status, event_id=result.event_id, lead=None, customer=None)
@@ -136,6 +145,21 @@ def browse_leads(
 def assign_lead(lead_id: PathId, body: AssignIn, actor: ActorDep, session: SessionDep) -> AssignOut:
     """Give a lead to a person (`leads.assign`; the lead must be in the caller's scope)."""
     return _assign(session, actor, [lead_id], body)
+
+
+@router.post("/leads/{lead_id}/rm", response_model=HandoverOut, responses=_ERRORS)
+def hand_lead_to_rm(lead_id: PathId, body: HandoverIn, actor: ActorDep, session: SessionDep) -> HandoverOut:
+    """Hand a lead to an RM of its branch: `leads.assign`, or `walkins.create` for a lead at one of
+    the caller's branches (the walk-in desk). The lead must be in the caller's scope (else 404)."""
+    lead = get_lead(session, actor, lead_id)
+    desk = actor.has(Permission.WALKINS_CREATE) and lead.branch_id in actor.branch_ids
+    if not (actor.has(Permission.LEADS_ASSIGN) or desk):
+        raise PermissionDenied(
+            f"your role ({actor.role}) may not hand this lead to an RM (needs leads.assign)"
+        )
+    done = hand_to_rm(session, lead_id, rm_user_id=body.user_id, by_user=actor.user_id, why=body.why)
+    return HandoverOut(lead_id=done.lead_id, rm_user_id=done.rm_user_id, rm_member_id=done.rm_member_id,
+                       assigned=done.assigned)  # fmt: skip
 
 
 @router.post("/leads/assign", response_model=AssignOut, responses=_ERRORS)

@@ -14,13 +14,13 @@ from sqlalchemy import or_, select
 
 from leadhub.api.deps import ActorDep, PathId, SessionDep, SettingsDep
 from leadhub.api.schemas import LeadOut, LeadPage, error_responses
-from leadhub.auth.access import Actor, get_lead, lead_scope
+from leadhub.auth.access import Actor, get_lead, lead_scope, works_on
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Lead, LeadLog
 from leadhub.db.types import utcnow
 from leadhub.errors import PermissionDenied
 from leadhub.leads import workflow
-from leadhub.leads.followups import overdue_followups, today_followups
+from leadhub.leads.followups import overdue_followups, today_followups, todays_walk_ins
 from leadhub.leads.lifecycle import LeadState
 from leadhub.leads.queries import MAX_PAGE, page
 from leadhub.leads.reasons import ReasonKind, list_reasons
@@ -184,7 +184,9 @@ def reasons(actor: ActorDep, session: SessionDep, kind: ReasonKind | None = None
 
 
 class Queue(StrEnum):
-    MINE = "mine"  # open leads assigned to me
+    MINE = "mine"  # open leads assigned to me, or handed to me as an RM
+    TEAM = "team"  # open leads in my scope that someone works: a team lead's view of the team
+    WALKINS_TODAY = "walkins_today"  # leads with a walk-in visit today (first or repeat): reception's day
     FOLLOWUPS_TODAY = "followups_today"
     FOLLOWUPS_OVERDUE = "followups_overdue"
     UNASSIGNED = "unassigned"  # open leads with no owner
@@ -218,21 +220,26 @@ def queue(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> LeadPage:
-    """A work queue within the caller's scope, newest first: `mine`, `followups_today` and
-    `followups_overdue` (the business day in LEADHUB_TIMEZONE, not UTC), `unassigned`, and the CRE tabs
-    by state: `fresh`, `called`, `pending`, `qualified` (with test drive and booked), `won`, `lost`
-    (with disqualified), `closed`."""
+    """A work queue within the caller's scope, newest first: `mine` (assigned to me, or handed to me
+    as an RM), `team` (open leads in my scope that someone works), `unassigned`, `followups_today` and
+    `followups_overdue`, `walkins_today` (first and repeat walk-in visits today) — "today" is the
+    business day in LEADHUB_TIMEZONE, not UTC — and the CRE tabs by state: `fresh`, `called`,
+    `pending`, `qualified` (with test drive and booked), `won`, `lost` (with disqualified), `closed`."""
     tz = ZoneInfo(settings.timezone)
     if queue is Queue.FOLLOWUPS_TODAY:
         query = today_followups(tz=tz)
     elif queue is Queue.FOLLOWUPS_OVERDUE:
         query = overdue_followups(tz=tz)
+    elif queue is Queue.WALKINS_TODAY:
+        query = todays_walk_ins(tz=tz)
     elif queue in _TABS:
         query = select(Lead).where(or_(*(state_clause(state) for state in _TABS[queue])))
     else:
         query = select(Lead).where(open_lead_clause())
         if queue is Queue.MINE:
-            query = query.where(Lead.assigned_to == (actor.user_id if actor.user_id is not None else -1))
+            query = query.where(works_on(actor))
+        elif queue is Queue.TEAM:
+            query = query.where(Lead.assigned_to.is_not(None))
         else:
             query = query.where(Lead.assigned_to.is_(None))
     found = page(session, query.where(lead_scope(actor)), cursor=cursor, limit=limit)

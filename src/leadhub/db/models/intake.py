@@ -32,6 +32,12 @@ class IntakeEvent(Base):
             postgresql_where=text("status <> 'processed'"),
             sqlite_where=text("status <> 'processed'"),
         ),
+        Index(  # revision 0011: the reception desk's day
+            "ix_intake_events_walk_in_received_at",
+            "received_at",
+            postgresql_where=text("source = 'walk_in'"),
+            sqlite_where=text("source = 'walk_in'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
