@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from leadhub.auth.permissions import ADMIN, ALL_PERMISSIONS, Permission
@@ -18,6 +18,7 @@ from leadhub.db.models import (
     BranchMember,
     Lead,
     LeadQualification,
+    RefreshToken,
     RolePermission,
     Source,
     SourceChannel,
@@ -92,6 +93,47 @@ def actor_for_user(session: Session, user: User, *, family_id: str | None = None
         memberships=memberships(session, user.user_id),
         family_id=family_id,
     )
+
+
+def actor_for_login(session: Session, *, user_id: int, family_id: str) -> tuple[Actor | None, bool]:
+    """The Actor of an access token in one statement (every API request pays for it): the user, whether
+    the login is still live, the role's permissions and the active memberships. Returns (None, _) when
+    the user is missing or disabled, else the actor; and whether the login is live."""
+    live = exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+    grants = (
+        select(func.aggregate_strings(RolePermission.permission, ","))
+        .where(RolePermission.role == User.role)
+        .scalar_subquery()
+    )
+    member = (
+        cast(BranchMember.id, String) + ":" + cast(BranchMember.branch_id, String) + ":" + BranchMember.role
+    )
+    members = (
+        select(func.aggregate_strings(member, ","))
+        .where(BranchMember.user_id == User.user_id, BranchMember.is_active.is_(True))
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(User.user_id, User.username, User.role, User.status, live.label("live"),
+               grants.label("grants"), members.label("members"))
+        .where(User.user_id == user_id)
+    ).first()  # fmt: skip
+    if row is None:
+        return None, True
+    if not row.status:
+        return None, bool(row.live)
+    parts = sorted((p.split(":") for p in (row.members or "").split(",") if p), key=lambda p: int(p[0]))
+    actor = Actor(
+        role=row.role,
+        permissions=ALL_PERMISSIONS
+        if row.role == ADMIN
+        else frozenset(filter(None, (row.grants or "").split(","))),
+        user_id=row.user_id,
+        username=row.username,
+        memberships=tuple(Membership(member_id=int(i), branch_id=int(b), role=r) for i, b, r in parts),
+        family_id=family_id,
+    )
+    return actor, bool(row.live)
 
 
 def admin_key_actor() -> Actor:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.auth import passwords, tokens
-from leadhub.auth.access import Actor, actor_for_user
+from leadhub.auth.access import Actor, actor_for_login
 from leadhub.config import Settings
 from leadhub.db.dialect import dialect_name
 from leadhub.db.models import LoginFailure, RefreshToken, User
@@ -197,14 +197,9 @@ def actor_from_access_token(
 ) -> Actor:
     now = now or datetime.now(UTC)
     claims = tokens.read_access_token(_secret(settings), token, now=now)
-    live = session.execute(
-        select(RefreshToken.id)
-        .where(RefreshToken.family_id == claims.family_id, RefreshToken.revoked_at.is_(None))
-        .limit(1)
-    ).first()
-    if live is None:
+    actor, live = actor_for_login(session, user_id=claims.user_id, family_id=claims.family_id)
+    if not live:
         raise AuthenticationError("this login was ended (logged out or revoked); log in again")
-    user = session.get(User, claims.user_id)
-    if user is None or not user.status:
+    if actor is None:
         raise AuthenticationError("this user is disabled; ask an administrator")
-    return actor_for_user(session, user, family_id=claims.family_id)
+    return actor
