@@ -32,6 +32,7 @@ from leadhub.db.models import Branch
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 
 PASSWORD = secrets.token_urlsafe(16)
+IST_MIDNIGHT = "(date_trunc('day', now() AT TIME ZONE 'Asia/Kolkata') AT TIME ZONE 'Asia/Kolkata')"
 
 GENERATE = """
 INSERT INTO users (username, role, status) SELECT 'cre' || g, 'CRE', true FROM generate_series(1, 60) g;
@@ -57,6 +58,19 @@ INSERT INTO leads_logs (lead_id, old_status, new_status, remarks, metadata, crea
   FROM leads_master;
 """
 
+# Walk-ins: every 20th lead is one, its visit in the inbox at its enquiry time (~125 a day over 400
+# days, a quarter of them at the receptionist's branch). RMs: every qualified lead of the first branch
+# is handed to RM "rm1" (legacy leads_qualification.rm_id = the RM's branch_members id).
+RECEPTION_AND_RMS = """
+WITH walk_in AS (INSERT INTO sources (display_name, source_type) VALUES ('Walk-in', 'walk_in') RETURNING id),
+     moved AS (UPDATE leads_master SET source_id = (SELECT id FROM walk_in) WHERE id %% 20 = 0 RETURNING id, enquired_at)
+INSERT INTO intake_events (source, external_id, status, outcome, lead_id, received_at, processed_at)
+  SELECT 'walk_in', 'bench-' || id, 'processed', 'created', id, enquired_at, enquired_at FROM moved;
+INSERT INTO leads_qualification (lead_id, branch_id, rm_id)
+  SELECT id, branch_id, (SELECT id FROM branch_members WHERE user_id = %(rm)s AND role = 'RM')
+  FROM leads_master WHERE is_qualified AND branch_id = (SELECT min(id) FROM branches);
+"""
+
 
 def build(url: str, leads: int) -> dict[str, int]:
     migrate.upgrade(url)
@@ -76,10 +90,17 @@ def build(url: str, leads: int) -> dict[str, int]:
                 branches=[users.BranchGrant(branch_id=branches[0].id)],
             ).user_id,
         }
+        for name, role in (("desk", "Receptionist"), ("rm1", "RM"), ("rmtl", "RM_TL")):
+            grants = [users.BranchGrant(branch_id=branches[0].id)]
+            ids[name] = users.create_user(
+                s, username=name, role=role, password=PASSWORD, branches=grants
+            ).user_id
     engine.dispose()
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         for statement in filter(str.strip, GENERATE.split(";\n")):
             conn.execute(statement, {"customers": leads * 7 // 10, "leads": leads})
+        for statement in filter(str.strip, RECEPTION_AND_RMS.split(";\n")):
+            conn.execute(statement, {"rm": ids["rm1"]})
         conn.execute("ANALYZE")
         # CRE "cre1" logs in too: give it the admin's password hash
         conn.execute(
@@ -88,6 +109,9 @@ def build(url: str, leads: int) -> dict[str, int]:
         )
         ids["cre"] = conn.execute("SELECT user_id FROM users WHERE username = 'cre1'").fetchone()[0]  # type: ignore[index]
         ids["customers"] = leads * 7 // 10
+        ids["rm_member"] = conn.execute(
+            "SELECT id FROM branch_members WHERE user_id = %s AND role = 'RM'", (ids["rm1"],)
+        ).fetchone()[0]  # type: ignore[index]
     return ids
 
 
@@ -154,7 +178,7 @@ def measure(
 ) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
     client = httpx.Client(base_url=base, timeout=30)
     tokens = {}
-    for who in ("cre1", "tl", "admin"):
+    for who in ("cre1", "tl", "admin", "desk", "rm1", "rmtl"):
         answer = client.post("/api/auth/login", json={"username": who, "password": PASSWORD})
         answer.raise_for_status()
         tokens[who] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
@@ -215,6 +239,31 @@ def measure(
         "TL branch leads (GET /api/leads)": (
             sql(f"SELECT * FROM leads_master WHERE branch_id = %s {page}", lambda _: ids.get("branch", 1)),
             api("tl", "/api/leads?limit=50"),
+        ),
+        "receptionist's day (walkins_today)": (
+            sql(
+                "SELECT * FROM leads_master WHERE branch_id = %s AND id IN (SELECT lead_id FROM intake_events "
+                "WHERE source = 'walk_in' AND received_at >= " + IST_MIDNIGHT + " "
+                f"AND received_at < {IST_MIDNIGHT} + interval '1 day') {page}",
+                lambda _: ids["branch"],
+            ),
+            api("desk", "/api/queues/walkins_today?limit=50"),
+        ),
+        "RM's leads (queue mine)": (
+            sql(
+                "SELECT * FROM leads_master l WHERE EXISTS (SELECT 1 FROM leads_qualification q "
+                "WHERE q.lead_id = l.id AND q.rm_id = %s) ORDER BY l.id DESC LIMIT 51",
+                lambda _: ids["rm_member"],
+            ),
+            api("rm1", "/api/queues/mine?limit=50"),
+        ),
+        "RM_TL's team (queue team)": (
+            sql(
+                "SELECT * FROM leads_master l WHERE assigned_to IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                "leads_qualification q WHERE q.lead_id = l.id AND q.rm_id = %s) ORDER BY l.id DESC LIMIT 51",
+                lambda _: ids["rm_member"],
+            ),
+            api("rmtl", "/api/queues/team?limit=50"),
         ),
         "customer journey (admin)": (sql(journey_sql, lambda i: customers[i]), journey_api),
     }
