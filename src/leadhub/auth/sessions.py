@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,13 @@ from leadhub.auth.access import Actor, actor_for_login
 from leadhub.config import Settings
 from leadhub.db.dialect import dialect_name
 from leadhub.db.models import LoginFailure, RefreshToken, User
-from leadhub.errors import AuthenticationError, LeadhubError, NotConfiguredError, RateLimitedError
+from leadhub.errors import (
+    AuthenticationError,
+    LeadhubError,
+    NotConfiguredError,
+    RateLimitedError,
+    ValidationFailed,
+)
 
 WRONG_CREDENTIALS = "wrong username or password"
 
@@ -203,3 +210,38 @@ def actor_from_access_token(
     if actor is None:
         raise AuthenticationError("this user is disabled; ask an administrator")
     return actor
+
+
+@dataclass(frozen=True)
+class Purged:
+    login_failures: int
+    refresh_tokens: int
+
+
+def purge(
+    factory: Callable[[], Session], *, keep_days: int, now: datetime | None = None, batch: int = 5000
+) -> Purged:
+    """Delete failed-login records and refresh tokens (expired, or revoked) older than `keep_days`, in
+    short batches, each its own transaction. Nothing deleted still counts: a failure counts for the
+    rate-limit window (minutes) only, and an expired or revoked token is refused whether or not its row
+    exists (presenting it answers 401 either way)."""
+    if keep_days < 1:
+        raise ValidationFailed("keep at least one day of login history (--keep-days 1 or more)")
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    old_failures = select(LoginFailure.id).where(LoginFailure.failed_at < cutoff)
+    old_tokens = select(RefreshToken.id).where(
+        (RefreshToken.expires_at < cutoff) | (RefreshToken.revoked_at < cutoff)
+    )
+    counts = []
+    for model, query in ((LoginFailure, old_failures), (RefreshToken, old_tokens)):
+        total = 0
+        while True:
+            with factory() as session, session.begin():
+                ids = list(session.execute(query.limit(batch)).scalars())
+                if ids:
+                    session.execute(delete(model).where(model.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < batch:
+                break
+        counts.append(total)
+    return Purged(login_failures=counts[0], refresh_tokens=counts[1])

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from leadhub.auth import apikeys, roles, users
+from leadhub.auth import apikeys, roles, sessions, users
 from leadhub.cli.main import _settings, app, out
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.errors import ValidationFailed
@@ -130,6 +130,24 @@ def users_set_password(username: str, password_stdin: PasswordStdin = False) -> 
     password = _read_password(password_stdin)
     _run(lambda s: users.set_password(s, username=username, password=password))
     out.print(f"password set for {username}; their sessions are ended")
+
+
+@users_app.command("purge-logins")
+def users_purge_logins(
+    keep_days: Annotated[int, typer.Option(help="Keep this many days of failed logins and old tokens")] = 30,
+) -> None:
+    """Delete failed-login records and expired or revoked refresh tokens older than --keep-days, in
+    short batches (run it daily from cron or a systemd timer)."""
+    engine = make_engine(_settings().database_url)
+    try:
+        done = sessions.purge(make_session_factory(engine), keep_days=keep_days)
+    except ValidationFailed as error:
+        out.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from error
+    finally:
+        engine.dispose()
+    out.print(f"purged {done.login_failures} failed-login records and {done.refresh_tokens} refresh tokens "
+              f"older than {keep_days} days")  # fmt: skip
 
 
 @roles_app.command("list")
