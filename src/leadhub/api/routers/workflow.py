@@ -231,7 +231,7 @@ def queue(
     elif queue is Queue.FOLLOWUPS_OVERDUE:
         query = overdue_followups(tz=tz)
     elif queue is Queue.WALKINS_TODAY:
-        query = todays_walk_ins(tz=tz)
+        query = todays_walk_ins(session, tz=tz)
     elif queue in _TABS:
         query = select(Lead).where(or_(*(state_clause(state) for state in _TABS[queue])))
     else:
