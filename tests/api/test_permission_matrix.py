@@ -4,6 +4,7 @@ a permission the role lacks is 403, checked before the record is looked up."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,27 +21,36 @@ from leadhub.leads.intake import Channel, Intake, ingest
 
 PASSWORD = "correct horse battery"
 ROLES = ["Admin", "CRE", "CRE_TL", "Receptionist", "RM", "RM_TL", "GM", "Developer"]
-# role -> (own-record answers, other-branch-record answers) for: read, activity, journey, call, assign
-OK, NF, NO = 200, 404, 403
+# role -> (own-record answers, other-branch-record answers) for: read, activity, journey, call, assign,
+# note, follow-up, qualify, hand to an RM. The other branch has no RM: a hand-off there is refused (422)
+# to whoever may see the lead and hand leads over.
+OK, NF, NO, BAD, NEW = 200, 404, 403, 422, 201  # NEW: a note is a new activity row
 DESIGN: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "Admin": ((OK, OK, OK, OK, OK), (OK, OK, OK, OK, OK)),
-    "CRE": ((OK, OK, OK, OK, NO), (NF, NF, NF, NF, NO)),
-    "CRE_TL": ((OK, OK, OK, OK, OK), (NF, NF, NF, NF, NF)),
-    "Receptionist": ((OK, OK, OK, NO, NO), (NF, NF, NF, NO, NO)),
-    "RM": ((OK, OK, OK, OK, NO), (NF, NF, NF, NF, NO)),
-    "RM_TL": ((OK, OK, OK, OK, OK), (NF, NF, NF, NF, NF)),
-    "GM": ((OK, OK, OK, NO, NO), (NF, NF, NF, NO, NO)),
-    "Developer": ((NF, NF, NF, NO, NO), (NF, NF, NF, NO, NO)),
+    "Admin": ((OK, OK, OK, OK, OK, NEW, OK, OK, OK), (OK, OK, OK, OK, OK, NEW, OK, OK, BAD)),
+    "CRE": ((OK, OK, OK, OK, NO, NEW, OK, OK, NO), (NF, NF, NF, NF, NO, NF, NF, NF, NO)),
+    "CRE_TL": ((OK, OK, OK, OK, OK, NEW, OK, OK, OK), (NF, NF, NF, NF, NF, NF, NF, NF, NF)),
+    "Receptionist": ((OK, OK, OK, NO, NO, NO, NO, NO, OK), (NF, NF, NF, NO, NO, NO, NO, NO, NF)),
+    "RM": ((OK, OK, OK, OK, NO, NEW, OK, OK, NO), (NF, NF, NF, NF, NO, NF, NF, NF, NO)),
+    "RM_TL": ((OK, OK, OK, OK, OK, NEW, OK, OK, OK), (NF, NF, NF, NF, NF, NF, NF, NF, NF)),
+    "GM": ((OK, OK, OK, NO, NO, NO, NO, NO, NO), (NF, NF, NF, NO, NO, NO, NO, NO, NO)),
+    "Developer": ((NF, NF, NF, NO, NO, NO, NO, NO, NO), (NF, NF, NF, NO, NO, NO, NO, NO, NO)),
 }
+LATER = (datetime.now(UTC) + timedelta(days=2)).isoformat()
 
 
-def _requests(lead: int, customer: int, assignee: int) -> list[tuple[str, str, dict[str, Any] | None]]:
+def _requests(
+    lead: int, customer: int, assignee: int, rm: int
+) -> list[tuple[str, str, dict[str, Any] | None]]:
     return [
         ("GET", f"/api/leads/{lead}", None),
         ("GET", f"/api/leads/{lead}/activity", None),
         ("GET", f"/api/customers/{customer}/journey", None),
         ("POST", f"/api/leads/{lead}/calls", {"outcome": "RNR"}),
         ("POST", f"/api/leads/{lead}/assign", {"user_id": assignee}),
+        ("POST", f"/api/leads/{lead}/notes", {"text": "asked for the brochure"}),
+        ("POST", f"/api/leads/{lead}/follow-ups", {"at": LATER, "remarks": "call back"}),
+        ("POST", f"/api/leads/{lead}/qualify", {"category": "Hot", "model": "Nexon"}),
+        ("POST", f"/api/leads/{lead}/rm", {"user_id": rm}),
     ]
 
 
@@ -81,7 +91,7 @@ def test_every_role_gets_the_designed_answer_on_its_own_and_another_branchs_reco
                 # assigning a lead to its current owner changes nothing, so the matrix does not move records
                 owner = other_cre if which == "other" else uid["CRE"]
                 for (method, path, body), want in zip(
-                    _requests(result.lead_id, result.customer_id, owner), expected, strict=True
+                    _requests(result.lead_id, result.customer_id, owner, uid["RM"]), expected, strict=True
                 ):
                     got = client.request(method, path, json=body, headers=headers).status_code
                     if got != want:

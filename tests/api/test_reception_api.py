@@ -150,7 +150,7 @@ def test_who_may_hand_a_lead_to_an_rm(floor: Floor) -> None:
         floor.call("cre", "POST", f"/api/leads/{lead['id']}/rm", body).status_code == 403
     )  # sees it, may not
     assert floor.call("desk2", "POST", f"/api/leads/{lead['id']}/rm", body).status_code == 404  # other branch
-    assert floor.call("rm", "POST", f"/api/leads/{lead['id']}/rm", body).status_code == 404  # not theirs yet
+    assert floor.call("rm", "POST", f"/api/leads/{lead['id']}/rm", body).status_code == 403  # RM: no
     assert floor.call("boss", "POST", f"/api/leads/{lead['id']}/rm", body).status_code == 200
     cre_walk_in = floor.call("cre", "POST", "/api/leads", {"source": "staff", "phone": "98765 00004",
                                                            "branch_id": floor.ids["pune"], "rm_user_id": floor.ids["rm"]})  # fmt: skip

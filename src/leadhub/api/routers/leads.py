@@ -151,12 +151,11 @@ def assign_lead(lead_id: PathId, body: AssignIn, actor: ActorDep, session: Sessi
 def hand_lead_to_rm(lead_id: PathId, body: HandoverIn, actor: ActorDep, session: SessionDep) -> HandoverOut:
     """Hand a lead to an RM of its branch: `leads.assign`, or `walkins.create` for a lead at one of
     the caller's branches (the walk-in desk). The lead must be in the caller's scope (else 404)."""
+    if not (actor.has(Permission.LEADS_ASSIGN) or actor.has(Permission.WALKINS_CREATE)):
+        raise PermissionDenied(f"your role ({actor.role}) may not hand leads to an RM (needs leads.assign)")
     lead = get_lead(session, actor, lead_id)
-    desk = actor.has(Permission.WALKINS_CREATE) and lead.branch_id in actor.branch_ids
-    if not (actor.has(Permission.LEADS_ASSIGN) or desk):
-        raise PermissionDenied(
-            f"your role ({actor.role}) may not hand this lead to an RM (needs leads.assign)"
-        )
+    if not actor.has(Permission.LEADS_ASSIGN) and lead.branch_id not in actor.branch_ids:
+        raise PermissionDenied("the walk-in desk hands over leads of its own branches only")
     done = hand_to_rm(session, lead_id, rm_user_id=body.user_id, by_user=actor.user_id, why=body.why)
     return HandoverOut(lead_id=done.lead_id, rm_user_id=done.rm_user_id, rm_member_id=done.rm_member_id,
                        assigned=done.assigned)  # fmt: skip
