@@ -9,8 +9,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.api.app import create_app
+from leadhub.auth import apikeys
 from leadhub.config import Settings
 from leadhub.db.models import Branch, IntakeEvent, Lead
+from leadhub.db.session import session_scope
 
 KEY = "k" * 32
 
@@ -144,3 +146,25 @@ def test_readyz_fails_when_the_database_is_unreachable(tmp_path: object) -> None
     with TestClient(create_app(settings)) as c:
         response = c.get("/readyz")
     assert response.status_code == 503 and response.json()["status"] == "not_ready"
+
+
+def test_each_caller_has_its_own_ids(client: TestClient, factory: sessionmaker[Session]) -> None:
+    with session_scope(factory) as s:
+        website = apikeys.create_api_key(s, name="website", role="CRE_TL").key
+        dms = apikeys.create_api_key(s, name="dms", role="CRE_TL").key
+    body = {"source": "website", "phone": "98765 43210", "external_id": "123"}
+    first = client.post("/api/leads", json=body, headers={"X-API-Key": website})
+    assert first.status_code == 201 and first.json()["status"] == "created"
+    again = client.post("/api/leads", json=body, headers={"X-API-Key": website})
+    assert again.json()["status"] == "duplicate" and again.json()["event_id"] == first.json()["event_id"]
+    # Another integration's "123" is another enquiry (here: attached to the same person's open lead).
+    other = client.post("/api/leads", json=body, headers={"X-API-Key": dms})
+    assert other.json()["status"] == "attached" and other.json()["event_id"] != first.json()["event_id"]
+    admin = client.post("/api/leads", json={**body, "external_id": None},
+                        headers={"X-API-Key": KEY, "Idempotency-Key": "123"})  # fmt: skip
+    assert admin.json()["status"] == "attached"
+    with session_scope(factory) as s:
+        keys = sorted(s.execute(select(IntakeEvent.external_id)).scalars())
+        lead = s.execute(select(Lead)).scalar_one()
+    assert keys == ["admin:123", "apikey:dms:123", "apikey:website:123"]
+    assert lead.external_lead_id == "123"  # the sender's own id, as sent

@@ -31,7 +31,8 @@ class LeadIn(BaseModel):
     external_id: str | None = Field(
         default=None,
         max_length=200,
-        description="Your id for this enquiry; a repeat with the same id is a no-op",
+        description="Your id for this enquiry; a repeat with the same id from the same caller (API key or "
+        "user) is a no-op; another caller's id of the same value is another enquiry",
     )
     occurred_at: AwareDatetime | None = Field(
         default=None, description="When the enquiry happened, with its offset (default: now)"

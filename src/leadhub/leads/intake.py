@@ -204,11 +204,19 @@ def server_payload(intake: Intake, external_id: str, *, region: str, policy: Lea
     }
 
 
+def inbox_key(intake: Intake, namespace: str | None = None) -> str:
+    """The enquiry's key in the inbox, unique per source: the sender's id, within the sender's
+    namespace when one is given (two API callers may both send id "123"); a generated one without."""
+    if intake.external_id is None:
+        return f"auto:{uuid.uuid4().hex}"
+    return f"{namespace}:{intake.external_id}" if namespace else intake.external_id
+
+
 def _ingest_payload(
-    intake: Intake, *, region: str, policy: LeadPolicy, claim_pending: bool
+    intake: Intake, *, region: str, policy: LeadPolicy, claim_pending: bool, namespace: str | None = None
 ) -> dict[str, Any]:
     """`leadhub_ingest`'s document for one enquiry (an enquiry without an id gets a generated one)."""
-    external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
+    external_id = inbox_key(intake, namespace)
     payload = server_payload(intake, external_id, region=region, policy=policy)
     payload["claim_pending"] = claim_pending
     return payload
@@ -237,18 +245,23 @@ def ingest(
     policy: LeadPolicy = LeadPolicy.ATTACH,
     claim_pending: bool = False,
     server_side: bool | None = None,
+    namespace: str | None = None,
 ) -> IntakeResult:
     """Record and process one enquiry. Flushes, never commits: the caller's unit of work does.
 
     `claim_pending`: an event recorded earlier but still pending (a Meta webhook waiting for its
     fetch) is processed now with this intake instead of being answered as a duplicate.
+    `namespace`: whose ids `intake.external_id` are (the API caller), for the inbox key only; the
+    lead keeps the sender's id as `external_lead_id`.
     On PostgreSQL the work runs server-side (`leadhub_ingest`, revision 0006) unless `server_side`
     is False; the rule is the same, proven by tests/leads/test_server_side.py.
     """
     if _use_server(session, server_side):
-        payload = _ingest_payload(intake, region=region, policy=policy, claim_pending=claim_pending)
+        payload = _ingest_payload(
+            intake, region=region, policy=policy, claim_pending=claim_pending, namespace=namespace
+        )
         return _run_server(session, _INGEST, {"p": json_dumps(payload)}, intake)
-    external_id = intake.external_id or f"auto:{uuid.uuid4().hex}"
+    external_id = inbox_key(intake, namespace)
     event_id = inbox.record_event(
         session,
         source=intake.source.value,

@@ -25,7 +25,7 @@ from leadhub.api.schemas import (
     LeadPage,
     error_responses,
 )
-from leadhub.auth.access import authorize_intake, can_see_lead, get_lead, lead_scope
+from leadhub.auth.access import Actor, authorize_intake, can_see_lead, get_lead, lead_scope
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Customer, Lead
 from leadhub.errors import NotFoundError, PermissionDenied, ValidationFailed
@@ -74,7 +74,8 @@ def create_lead(
         occurred_at=body.occurred_at,
         raw_payload=body.model_dump(mode="json"),
     )
-    result = ingest(session, intake, region=settings.phone_region, policy=settings.lead_policy)
+    result = ingest(session, intake, region=settings.phone_region, policy=settings.lead_policy,
+                    namespace=_id_namespace(actor))  # fmt: skip
     if result.lead_id is None:
         # Answered, not raised: the failed inbox row must commit with this request so it can be replayed.
         return error_response(
@@ -99,6 +100,14 @@ def create_lead(
         lead=LeadOut.model_validate(lead),
         customer=CustomerOut.model_validate(customer),
     )
+
+
+def _id_namespace(actor: Actor) -> str:
+    """Whose ids `external_id` and `Idempotency-Key` are: each API key, each user and the admin key
+    has its own, so two integrations that both send id "123" make two enquiries, not one."""
+    if actor.via == "api_key":
+        return f"apikey:{actor.api_key_name}"
+    return "admin" if actor.via == "admin_key" else f"user:{actor.user_id}"
 
 
 @router.get(
