@@ -22,7 +22,7 @@ run's cursor commits with each batch, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import re
-import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from leadhub.migration import bulk
 from leadhub.migration.common import ConcurrentChange, canonical, now, provider_time, with_retries
 
 MIN_BATCH, MAX_BATCH, FIRST_BATCH = 1_000, 100_000, 5_000
+WRITERS = 2  # batches written at once when sized by time
 _CACHE_LIMIT = 200_000  # entries per string cache; cleared when full, so memory stays flat
 
 # JIT off: mid-run the statistics of leads_master still say customer_id is always NULL, the planner
@@ -46,7 +47,7 @@ _STAGING = """
 SET LOCAL jit = off;
 CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
   id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, e164 text,
-  enq timestamptz, name text, city text, source text, external_id text, received timestamptz, cid bigint
+  enq timestamptz, name text, city text, source text, external_id text, received timestamptz
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS backfill_batch_new (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
 """
@@ -69,19 +70,22 @@ WITH made AS (
 )
 INSERT INTO backfill_batch_new SELECT id FROM made
 """
-# One index probe per lead (a join could hash all of customers on every batch).
-LINK = (
-    "UPDATE backfill_batch b SET cid = (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) "
-    "WHERE b.e164 IS NOT NULL"
-)
-CHANGES = "SELECT count(*) FROM backfill_batch WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (phone, cid, enq)"
-UPDATE_LEADS = """
-WITH updated AS (
+# The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
+# per lead: a join could hash all of customers on every batch), each changed lead updated once
+# (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
+# read) with its undo log row, and the legacy external ids registered. Returns how many leads
+# needed a change, and per updated lead its new and old customer.
+WRITE_LEADS = """
+WITH linked AS (
+  SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
+  FROM backfill_batch b
+), changed AS (
+  SELECT * FROM linked WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (phone, cid, enq)
+), updated AS (
   UPDATE leads_master l
   SET phone_number_normalized = b.phone, phone_number_legacy = b.raw, customer_id = b.cid, enquired_at = b.enq
-  FROM backfill_batch b
+  FROM changed b
   WHERE l.id = b.id AND l.id > :after AND l.id <= :last
-    AND (b.old_phone, b.old_cid, b.old_enq) IS DISTINCT FROM (b.phone, b.cid, b.enq)
     AND l.phone_number_normalized IS NOT DISTINCT FROM b.old_phone
     AND l.customer_id IS NOT DISTINCT FROM b.old_cid AND l.enquired_at IS NOT DISTINCT FROM b.old_enq
   RETURNING l.id, l.customer_id, b.old_cid, b.raw
@@ -89,28 +93,35 @@ WITH updated AS (
   INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id)
   SELECT id, :run, old_cid FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
   ON CONFLICT (lead_id) DO NOTHING
+), registered AS (
+  INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, received_at,
+                             processed_at)
+  SELECT source, external_id, 'processed', 'legacy', id, cid, 0, received, :stamp FROM linked
+  WHERE cid IS NOT NULL AND source IS NOT NULL ORDER BY id
+  ON CONFLICT (source, external_id) DO NOTHING RETURNING 1
 )
-SELECT id, customer_id, old_cid FROM updated
+SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM registered),
+       (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL), id, customer_id, old_cid
+FROM (SELECT * FROM updated UNION ALL SELECT NULL, NULL, NULL, NULL) AS u
 """
-INSERT_EVENTS = """
-INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, received_at,
-                           processed_at)
-SELECT source, external_id, 'processed', 'legacy', id, cid, 0, received, :stamp FROM backfill_batch
-WHERE cid IS NOT NULL AND source IS NOT NULL ORDER BY id
-ON CONFLICT (source, external_id) DO NOTHING
+# Customers that existed before this batch and that it links leads to (or moved leads away from),
+# locked in id order before their leads are read: a batch written beside this one that touches the
+# same customer waits, then reads this one's leads too. NO KEY UPDATE does not block foreign-key checks.
+LOCK_TOUCHED = """
+SELECT c.id FROM customers c
+WHERE c.id = ANY(CAST(:ids AS bigint[]))
+  AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = c.id)
+ORDER BY c.id FOR NO KEY UPDATE OF c
 """
-# Customers that existed before this batch and that it linked leads to (or moved leads away from),
-# with every lead of theirs the backfill has reached (those have an enquiry time).
-# Customers that existed before this batch and whose leads it changed (linked, or moved away), with
-# every lead of theirs the backfill has reached (those have an enquiry time), by index.
-# OFFSET 0 keeps the lateral subquery an index probe per customer (flattened, it became a hash join
-# over every lead in the table, on every batch).
+# Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
+# lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
+# the table, on every batch).
 TOUCHED = """
 SELECT c.id, c.origin, c.full_name, c.city, c.created_at, l.id, l.enquired_at, l.full_name, l.raw_customer_location
 FROM customers c
 CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
                     WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
-WHERE c.id = ANY(CAST(:ids AS bigint[])) AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = c.id)
+WHERE c.id = ANY(CAST(:ids AS bigint[]))
 """
 UPDATE_ATTRIBUTES = """
 UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp
@@ -212,14 +223,15 @@ class LeadsPhase:
             with cursor.copy(_COPY) as copy:
                 copy.write(batch.data)
         created = session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).rowcount  # type: ignore[attr-defined]
-        session.execute(text(LINK))
-        changes = int(session.execute(text(CHANGES)).scalar_one())
-        updated = session.execute(
-            text(UPDATE_LEADS), {"after": batch.after, "last": batch.last, "run": self.run_id}
+        result = session.execute(
+            text(WRITE_LEADS),
+            {"after": batch.after, "last": batch.last, "run": self.run_id, "stamp": batch.stamp},
         ).all()
-        registered = session.execute(text(INSERT_EVENTS), {"stamp": batch.stamp}).rowcount  # type: ignore[attr-defined]
-        touched = {cid for _, new, old in updated for cid in (new, old) if cid is not None}
-        attributes = self._attributes(session, sorted(touched), batch.stamp)
+        changes, registered, linked = result[0][0], result[0][1], result[0][2] or []
+        updated = [(lead_id, new, old) for *_, lead_id, new, old in result if lead_id is not None]
+        moved = {old for _, new, old in updated if old is not None and old != new}
+        touched = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved.union(linked))}).scalars())
+        attributes = self._attributes(session, touched, batch.stamp)
         return {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
@@ -304,30 +316,51 @@ def wanted_attributes(origin: str | None, full_name: str | None, city: str | Non
 
 def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, target_s: float,
                     on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    """Keyset batches from `after` to the end; the next batch is read while the current one is written.
+    """Keyset batches from `after` to the end; the next batches are read while earlier ones are written.
 
-    `on_batch(rows, seconds, stats)` is called after each commit. With no batch size, each batch is
-    sized from the last one's time so a transaction takes about `target_s`."""
-    size = batch_size or FIRST_BATCH
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader:
-        ahead: Future[Prepared | None] = reader.submit(phase.prepare, after, size)
-        while True:
-            batch = ahead.result()
-            if batch is None:
-                return
-            ahead = reader.submit(phase.prepare, batch.last, size)
+    `on_batch(rows, seconds, stats)` is called after each commit, in batch order. With no batch size,
+    each batch is sized from the last one's time so a transaction takes about `target_s`, and WRITERS
+    batches are written at once (both cores of a small server busy; their customers and leads are
+    locked in a fixed order, and a deadlock retries the batch). A given size writes one batch at a
+    time, so customer ids follow the order of the leads, as the --emit-sql script's do."""
+    size, workers = batch_size or FIRST_BATCH, 1 if batch_size else WRITERS
+    committed = after  # every lead up to here is done: what a batch may save as the run's cursor
 
-            def work(session: Session, batch: Prepared = batch) -> dict[str, Any]:
-                stats = phase.apply(session, batch)
-                session.execute(
-                    text("UPDATE backfill_runs SET cursor = :c WHERE id = :r"),
-                    {"c": str(batch.last), "r": phase.run_id},
+    def write(batch: Prepared, cursor: int) -> tuple[dict[str, Any], float]:
+        def work(session: Session) -> dict[str, Any]:
+            stats = phase.apply(session, batch)
+            session.execute(
+                text(
+                    "UPDATE backfill_runs SET cursor = :c WHERE id = :r AND coalesce(cursor::bigint, 0) < :c"
+                ),
+                {"c": cursor, "r": phase.run_id},
+            )
+            return stats
+
+        return with_retries(engine, work)
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
+    ):
+        ahead: Future[Prepared | None] | None = reader.submit(phase.prepare, after, size)
+        flight: deque[tuple[Prepared, Future[tuple[dict[str, Any], float]]]] = deque()
+        while ahead is not None or flight:
+            batch = ahead.result() if ahead is not None and len(flight) < workers else None
+            if batch is not None:
+                ahead = reader.submit(phase.prepare, batch.last, size)
+                # Alone, a batch saves its own end; beside others, the end of the last batch known committed.
+                flight.append(
+                    (batch, writers.submit(write, batch, batch.last if workers == 1 else committed))
                 )
-                return stats
-
-            started = time.perf_counter()
-            stats, seconds = with_retries(engine, work)
-            on_batch(batch.rows, seconds, stats)
+                continue
+            if ahead is not None and len(flight) < workers:
+                ahead = None  # the table is read to its end
+                continue
+            done, future = flight.popleft()
+            stats, seconds = future.result()
+            committed = done.last
+            on_batch(done.rows, seconds, stats)
             if batch_size is None:
-                per_row = max(time.perf_counter() - started, 1e-3) / batch.rows
+                per_row = max(seconds, 1e-3) / done.rows
                 size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
