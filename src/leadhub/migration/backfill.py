@@ -9,6 +9,8 @@ replaces is logged (backfill_lead_log, backfill_log, leads_master.phone_number_l
 Phases: keys (canonical key of each customer whose stored phone is not canonical) -> merge (one
 customer per key, the oldest survives; invalid ones detached) -> leads (canonicalise, link, enquiry
 time, legacy external ids, attribute staging) -> attributes (earliest non-empty values) -> done.
+On PostgreSQL the leads phase is leadhub.migration.pg_leads, which also sets the attributes (nothing
+is staged, so the attributes phase finds nothing to do).
 """
 
 from __future__ import annotations
