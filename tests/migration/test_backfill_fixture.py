@@ -118,6 +118,7 @@ def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_
     monkeypatch.setattr(pg_leads, "FIRST_BATCH", 60)
     monkeypatch.setattr(pg_leads, "MIN_BATCH", 40)
     monkeypatch.setattr(pg_leads, "MAX_BATCH", 150)
+    monkeypatch.setattr(pg_leads, "WRITERS", 2)
     with fresh_database(tmp_path) as fixed_url, fresh_database(tmp_path) as timed_url:
         fixed = _legacy(fixed_url, 2000, guide=True)
         run_backfill(fixed, batch_size=100)

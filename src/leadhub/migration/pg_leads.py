@@ -38,7 +38,10 @@ from leadhub.migration import bulk
 from leadhub.migration.common import ConcurrentChange, canonical, now, provider_time, with_retries
 
 MIN_BATCH, MAX_BATCH, FIRST_BATCH = 1_000, 100_000, 5_000
-WRITERS = 2  # batches written at once when sized by time
+# Batches written at once when sized by time. One: measured on the 2-core machine at 200,000 leads,
+# two writers took longer (31 s against 29 s), because a person's leads are spread over the whole
+# table, so two batches in flight share customers and the second waits on the first's row locks.
+WRITERS = 1
 _CACHE_LIMIT = 200_000  # entries per string cache; cleared when full, so memory stays flat
 
 # JIT off: mid-run the statistics of leads_master still say customer_id is always NULL, the planner
@@ -73,8 +76,8 @@ INSERT INTO backfill_batch_new SELECT id FROM made
 # The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
 # per lead: a join could hash all of customers on every batch), each changed lead updated once
 # (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
-# read) with its undo log row, and the legacy external ids registered. Returns how many leads
-# needed a change, and per updated lead its new and old customer.
+# read) with its undo log row, and the legacy external ids registered. Returns per updated lead its
+# new and old customer, then one row: how many leads needed a change, ids registered, customers linked.
 WRITE_LEADS = """
 WITH linked AS (
   SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
@@ -100,9 +103,10 @@ WITH linked AS (
   WHERE cid IS NOT NULL AND source IS NOT NULL ORDER BY id
   ON CONFLICT (source, external_id) DO NOTHING RETURNING 1
 )
-SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM registered),
-       (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL), id, customer_id, old_cid
-FROM (SELECT * FROM updated UNION ALL SELECT NULL, NULL, NULL, NULL) AS u
+SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint, NULL::bigint[] FROM updated
+UNION ALL
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT count(*) FROM registered),
+       (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
 """
 # Customers that existed before this batch and that it links leads to (or moved leads away from),
 # locked in id order before their leads are read: a batch written beside this one that touches the
@@ -227,8 +231,9 @@ class LeadsPhase:
             text(WRITE_LEADS),
             {"after": batch.after, "last": batch.last, "run": self.run_id, "stamp": batch.stamp},
         ).all()
-        changes, registered, linked = result[0][0], result[0][1], result[0][2] or []
-        updated = [(lead_id, new, old) for *_, lead_id, new, old in result if lead_id is not None]
+        updated = [(lead_id, new, old) for lead_id, new, old, *_ in result if lead_id is not None]
+        changes, registered, linked = next(tuple(r[3:]) for r in result if r[0] is None)
+        linked = linked or []
         moved = {old for _, new, old in updated if old is not None and old != new}
         touched = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved.union(linked))}).scalars())
         attributes = self._attributes(session, touched, batch.stamp)
@@ -320,9 +325,9 @@ def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size
 
     `on_batch(rows, seconds, stats)` is called after each commit, in batch order. With no batch size,
     each batch is sized from the last one's time so a transaction takes about `target_s`, and WRITERS
-    batches are written at once (both cores of a small server busy; their customers and leads are
-    locked in a fixed order, and a deadlock retries the batch). A given size writes one batch at a
-    time, so customer ids follow the order of the leads, as the --emit-sql script's do."""
+    batches are written at once (their customers and leads are locked in a fixed order, and a
+    deadlock retries the batch). A given size writes one batch at a time, so customer ids follow the
+    order of the leads, as the --emit-sql script's do."""
     size, workers = batch_size or FIRST_BATCH, 1 if batch_size else WRITERS
     committed = after  # every lead up to here is done: what a batch may save as the run's cursor
 
