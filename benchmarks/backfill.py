@@ -6,7 +6,7 @@ without canonicalisation, batching or undo) and `leadhub db upgrade` + `leadhub 
 on the other; then the repair path on a copy of a guide-backfilled fixture. Prints both times, the
 ratio, rows/s, the longest backfill transaction and leadhub's peak RSS.
 
-    .venv/bin/python benchmarks/backfill.py [--n 1000000] [--batch-size 5000] [--json]
+    .venv/bin/python benchmarks/backfill.py [--n 1000000] [--batch-size N] [--json]
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def _copy(template: str) -> str:
     return name
 
 
-def _leadhub_run(url: str, batch: int) -> dict[str, Any]:
+def _leadhub_run(url: str, batch: int | None) -> dict[str, Any]:
     upgrade_s, _ = _leadhub(url, "db", "upgrade")
-    backfill_s, out = _leadhub(url, "backfill-customers", "--json", "--batch-size", str(batch))
+    sizing = ["--batch-size", str(batch)] if batch else []  # default: batches sized by time
+    backfill_s, out = _leadhub(url, "backfill-customers", "--json", *sizing)
     report = json.loads(out)
     return {"upgrade_s": round(upgrade_s, 2), "backfill_s": round(backfill_s, 2),
             "total_s": round(upgrade_s + backfill_s, 2), "longest_transaction_s": round(report["longest_transaction_s"], 3),
@@ -90,7 +91,7 @@ def _leadhub_run(url: str, batch: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     made: list[str] = []

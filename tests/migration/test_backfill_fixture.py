@@ -20,6 +20,7 @@ from leadhub.db import migrate
 from leadhub.db.models import Lead
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from leadhub.migration import pg_leads
 from leadhub.migration.backfill import run_backfill
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import verify
@@ -108,6 +109,27 @@ def test_killed_at_random_points_then_finished_equals_a_clean_run(tmp_path: Path
         assert verify(killed).ok
         clean.dispose()
         killed.dispose()
+
+
+def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_s_end_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small first batches, so 2,000 leads make many batches and two are always in flight.
+    monkeypatch.setattr(pg_leads, "FIRST_BATCH", 60)
+    monkeypatch.setattr(pg_leads, "MIN_BATCH", 40)
+    monkeypatch.setattr(pg_leads, "MAX_BATCH", 150)
+    monkeypatch.setattr(pg_leads, "WRITERS", 2)
+    with fresh_database(tmp_path) as fixed_url, fresh_database(tmp_path) as timed_url:
+        fixed = _legacy(fixed_url, 2000, guide=True)
+        run_backfill(fixed, batch_size=100)
+        timed = _legacy(timed_url, 2000, guide=True)
+        report = run_backfill(timed)
+        assert report.batches > 20
+        assert _end_state(timed) == _end_state(fixed)
+        assert verify(timed).ok
+        assert not run_backfill(timed).changed_anything
+        fixed.dispose()
+        timed.dispose()
 
 
 def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_path: Path) -> None:

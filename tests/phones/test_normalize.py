@@ -334,6 +334,21 @@ def test_fast_path_agrees_with_phonenumbers_on_random_numbers(prefix: str) -> No
                 assert fast == slow, (raw, region)
 
 
+@pytest.mark.parametrize("separator", ["/", ", ", " or ", "|", ";"])
+def test_fast_path_agrees_with_phonenumbers_on_several_numbers_in_one_field(separator: str) -> None:
+    rng = random.Random(f"several-{separator}")
+    firsts = [f"{rng.randrange(10**10):010d}" for _ in range(100)] + [
+        str(rng.randrange(6 * 10**9, 10**10)) for _ in range(100)
+    ]
+    firsts += [f"{rng.randrange(10**k):0{k}d}" for k in (6, 9, 11, 12) for _ in range(20)]
+    for first in firsts:
+        for prefix in ("", "0", "91", "+91 ", "0091"):
+            second = rng.choice([str(rng.randrange(6 * 10**9, 10**10)), "98765", "abc", "+442083661177"])
+            for raw in (f"{prefix}{first}{separator}{second}", f"{second}{separator}{prefix}{first}"):
+                fast, slow = _outcome(raw, "IN", slow=False), _outcome(raw, "IN", slow=True)
+                assert fast == slow, raw
+
+
 @pytest.mark.parametrize(
     ("raw", "hit"),
     [

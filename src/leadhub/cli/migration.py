@@ -56,7 +56,14 @@ def _summary(title: str, data: dict[str, Any]) -> None:
 
 @app.command("backfill-customers")
 def backfill_customers(
-    batch_size: Annotated[int, typer.Option(min=100, max=100_000)] = 5000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            max=100_000,
+            help="Rows per batch; by default the PostgreSQL leads phase sizes batches by time",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; write nothing")
     ] = False,
@@ -89,13 +96,15 @@ def backfill_customers(
         if emit_sql is not None:
             from leadhub.migration.emit_sql import emit_sql as write_script
 
-            emitted = write_script(engine, emit_sql, region=settings.phone_region, batch_size=batch_size)
+            emitted = write_script(
+                engine, emit_sql, region=settings.phone_region, batch_size=batch_size or 5000
+            )
             result: dict[str, Any] = {"emit_sql": str(emit_sql), "revision": emitted.revision, "phone_strings": emitted.phones,
                       "name_and_city_strings": emitted.texts, "provider_times": emitted.times}  # fmt: skip
         elif dry_run:
             result = {"dry_run": True, **plan_backfill(engine, region=settings.phone_region)}
         elif undo:
-            result = undo_backfill(engine, batch_size=batch_size, progress=reporter).to_json()
+            result = undo_backfill(engine, batch_size=batch_size or 5000, progress=reporter).to_json()
         else:
             started = time.perf_counter()
             report = run_backfill(

@@ -9,6 +9,8 @@ replaces is logged (backfill_lead_log, backfill_log, leads_master.phone_number_l
 Phases: keys (canonical key of each customer whose stored phone is not canonical) -> merge (one
 customer per key, the oldest survives; invalid ones detached) -> leads (canonicalise, link, enquiry
 time, legacy external ids, attribute staging) -> attributes (earliest non-empty values) -> done.
+On PostgreSQL the leads phase is leadhub.migration.pg_leads, which also sets the attributes (nothing
+is staged, so the attributes phase finds nothing to do).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from leadhub.db.models import (
     Lead,
     Source,
 )
-from leadhub.migration import bulk
+from leadhub.migration import bulk, pg_leads
 from leadhub.migration.common import (
     CUSTOMERS,
     LEADS,
@@ -58,6 +60,7 @@ from leadhub.migration.common import (
 )
 
 TARGET_TRANSACTION_S = 0.5
+DEFAULT_BATCH = 5000
 Batch = tuple[int, int, dict[str, Any]]  # (last key done, rows read, counters to add to the report)
 PHASES = ("keys", "merge", "leads", "attributes", "done")
 # Legacy source_type -> the inbox source live intake uses for that vendor's external ids.
@@ -102,25 +105,29 @@ class BackfillReport:
 def run_backfill(
     engine: Engine,
     *,
-    batch_size: int = 5000,
+    batch_size: int | None = None,
     region: str = "IN",
     progress: Progress | None = None,
 ) -> BackfillReport:
-    """Run (or resume) the backfill to the end. Commits per batch; safe beside live writers."""
+    """Run (or resume) the backfill to the end. Commits per batch; safe beside live writers.
+
+    `batch_size` None: the leads phase on PostgreSQL sizes its batches by time; the other phases
+    (and SQLite) use DEFAULT_BATCH rows."""
     report = BackfillReport()
     run = _start_or_resume(engine, report)
     phase = run["phase"]
+    fixed = batch_size or DEFAULT_BATCH
     if phase == "keys":
-        _phase_keys(engine, report, run, batch_size, region, progress)
+        _phase_keys(engine, report, run, fixed, region, progress)
         phase = _advance(engine, report, "merge")
     if phase == "merge":
-        _phase_merge(engine, report, batch_size, progress)
+        _phase_merge(engine, report, fixed, progress)
         phase = _advance(engine, report, "leads")
     if phase == "leads":
         _phase_leads(engine, report, run, batch_size, region, progress)
         phase = _advance(engine, report, "attributes")
-    if phase == "attributes":
-        _phase_attributes(engine, report, run, batch_size, progress)
+    if phase == "attributes":  # SQLite (PostgreSQL sets attributes in the leads phase: nothing staged)
+        _phase_attributes(engine, report, run, fixed, progress)
         _advance(engine, report, "done")
     return report
 
@@ -376,7 +383,7 @@ def _detach(session: Session, report: BackfillReport, customer_id: int) -> None:
 # --- leads: canonicalise, link, enquiry time, legacy external ids, attribute staging -----------------
 
 
-def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int, region: str,
+def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int | None, region: str,
                  progress: Progress | None) -> None:  # fmt: skip
     with Session(engine) as session:
         channels = {
@@ -384,11 +391,28 @@ def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], ba
             for sid, stype in session.execute(select(Source.id, Source.source_type)).all()
             if stype in EXTERNAL_ID_SOURCES
         }
+    total = _count(engine, Lead)
+    if engine.dialect.name == "postgresql":
+        done = 0
+
+        def on_batch(rows: int, seconds: float, stats: dict[str, Any]) -> None:
+            nonlocal done
+            _note(report, seconds)
+            report.add(stats)  # counted only once committed, never twice on a retried batch
+            done += rows
+            if progress:
+                progress("leads", done, total)
+
+        after = int(run["cursor"] or 0) if run["phase"] == "leads" else 0
+        phase = pg_leads.LeadsPhase(engine, run_id=report.run_id, region=region, channels=channels)
+        pg_leads.run_leads_phase(engine, phase, after=after, batch_size=batch, target_s=TARGET_TRANSACTION_S,
+                                 on_batch=on_batch)  # fmt: skip
+        return
 
     def step(session: Session, after: int) -> Batch | None:
-        return _leads_batch(session, report.run_id, after, batch, region, channels)
+        return _leads_batch(session, report.run_id, after, batch or DEFAULT_BATCH, region, channels)
 
-    _keyset_phase(engine, report, run, "leads", _count(engine, Lead), step, progress)
+    _keyset_phase(engine, report, run, "leads", total, step, progress)
 
 
 def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: str,
@@ -538,20 +562,8 @@ def _phase_attributes(engine: Engine, report: BackfillReport, run: dict[str, Any
 
 def _wanted_attributes(customer: Customer, staged: BackfillCustomerAttrs) -> dict[str, Any] | None:
     """The values replay would give, or None when the customer already has them."""
-    if customer.origin == "intake":
-        # Shaped by a live enquiry or a person since the switch: fill what is missing, never overwrite.
-        wanted = {
-            "full_name": customer.full_name
-            if clean_name(customer.full_name)
-            else staged.full_name or customer.full_name,
-            "city": customer.city if clean_text(customer.city) else staged.city or customer.city,
-            "created_at": customer.created_at,
-        }
-    else:  # made by the backfill or by the guide's SQL: a rule chose these values, so recompute them
-        wanted = {"full_name": staged.full_name, "city": staged.city, "created_at": staged.first_at}
-    if all(getattr(customer, k) == v for k, v in wanted.items()):
-        return None
-    return wanted
+    return pg_leads.wanted_attributes(customer.origin, customer.full_name, customer.city, customer.created_at,
+                                      staged.full_name, staged.city, staged.first_at)  # fmt: skip
 
 
 def plan_backfill(engine: Engine, *, region: str = "IN", batch: int = 10000) -> dict[str, Any]:

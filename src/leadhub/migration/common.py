@@ -74,6 +74,10 @@ def order_key(at: datetime, lead_id: int) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{lead_id:020d}"
 
 
+class ConcurrentChange(Exception):
+    """A live writer changed a row a batch was about to write: the batch is retried from the start."""
+
+
 def with_retries(engine: Engine, work: Callable[[Session], T], *, attempts: int = 5) -> tuple[T, float]:
     """Run one batch in its own transaction; retry on deadlocks and on a live writer winning a race.
 
@@ -88,6 +92,11 @@ def with_retries(engine: Engine, work: Callable[[Session], T], *, attempts: int 
             except (IntegrityError, OperationalError, DBAPIError) as error:
                 session.rollback()
                 if attempt == attempts or not _retryable(error):
+                    raise
+                time.sleep(0.05 * attempt)
+            except ConcurrentChange:
+                session.rollback()
+                if attempt == attempts:
                     raise
                 time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")

@@ -3,9 +3,10 @@
 leadhub reads the distinct legacy strings (phones, names, cities, provider times), computes what
 it would make of each in Python (leadhub.phones, leadhub.customers.names, provider_time) and writes
 them into the script as data, in multi-row INSERT ... VALUES chunks (COPY FROM stdin would not run
-in the Supabase SQL editor). The steps are DO blocks that COMMIT after each batch and run the same
-statement texts as the command (leadhub.migration.bulk), passed the same parameters as arrays: one
-source of truth for every write. The script logs what it replaces in the same tables, so
+in the Supabase SQL editor). The steps are DO blocks that COMMIT after each batch and run the
+statement texts of leadhub.migration.bulk, passed the parameters as arrays. The command's leads
+phase on PostgreSQL has its own statements (leadhub.migration.pg_leads); tests/migration/
+test_emit_sql.py holds the two to the same end state, row for row. The script logs what it replaces in the same tables, so
 `leadhub backfill-customers --undo` undoes it, and it is idempotent like the command.
 """
 

@@ -1,0 +1,371 @@
+"""The leads phase on PostgreSQL: each lead row written once, customers born with their attributes.
+
+Per keyset batch of leads, one transaction:
+
+1. Python reads the batch (its own short read, one batch ahead of the writes, on a second
+   connection, so its CPU overlaps the server's) and works out each lead's canonical phone
+   (distinct strings only, cached), enquiry time, tidied name and city: the same functions the
+   live intake and the SQLite path use. The rows go to a temporary table by COPY.
+2. Set-based statements: customers for new phones, created with the attributes replay gives
+   (earliest enquiry, earliest real name and city among the batch's leads); the link looked up
+   once; one UPDATE per lead setting its phone, legacy string, customer and enquiry time together
+   (guarded: a row a live writer changed since it was read is skipped), its undo log row in the
+   same statement; legacy external ids registered.
+3. Customers that already existed and that the batch touched get their attributes recomputed from
+   all their leads the backfill has reached (Python reads them, the same rule as ever), written only
+   when they change, guarded against a concurrent writer (the batch is retried if one won).
+
+Batches are sized by time (TARGET_TRANSACTION_S per transaction) unless a size is given. The
+run's cursor commits with each batch, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from leadhub.customers.names import clean_name, clean_text
+from leadhub.migration import bulk
+from leadhub.migration.common import ConcurrentChange, canonical, now, provider_time, with_retries
+
+MIN_BATCH, MAX_BATCH, FIRST_BATCH = 1_000, 100_000, 5_000
+# Batches written at once when sized by time. One: measured on the 2-core machine at 200,000 leads,
+# two writers took longer (31 s against 29 s), because a person's leads are spread over the whole
+# table, so two batches in flight share customers and the second waits on the first's row locks.
+WRITERS = 1
+_CACHE_LIMIT = 200_000  # entries per string cache; cleared when full, so memory stays flat
+
+# JIT off: mid-run the statistics of leads_master still say customer_id is always NULL, the planner
+# overestimates, and compiling a batch's statements cost more than running them.
+_STAGING = """
+SET LOCAL jit = off;
+CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
+  id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, e164 text,
+  enq timestamptz, name text, city text, source text, external_id text, received timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS backfill_batch_new (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
+"""
+_COPY = (
+    "COPY backfill_batch (id, old_phone, old_cid, old_enq, raw, phone, e164, enq, name, city, source, "
+    "external_id, received) FROM STDIN"
+)
+# Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
+# the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
+# oldest first gives them.
+INSERT_CUSTOMERS = """
+WITH made AS (
+  INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
+  SELECT e164, 'backfill',
+         (array_agg(name ORDER BY enq, id) FILTER (WHERE name IS NOT NULL))[1],
+         (array_agg(city ORDER BY enq, id) FILTER (WHERE city IS NOT NULL))[1],
+         min(enq), :stamp
+  FROM backfill_batch WHERE e164 IS NOT NULL GROUP BY e164 ORDER BY e164 COLLATE "C"
+  ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id
+)
+INSERT INTO backfill_batch_new SELECT id FROM made
+"""
+# The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
+# per lead: a join could hash all of customers on every batch), each changed lead updated once
+# (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
+# read) with its undo log row, and the legacy external ids registered. Returns per updated lead its
+# new and old customer, then one row: how many leads needed a change, ids registered, customers linked.
+WRITE_LEADS = """
+WITH linked AS (
+  SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
+  FROM backfill_batch b
+), changed AS (
+  SELECT * FROM linked WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (phone, cid, enq)
+), updated AS (
+  UPDATE leads_master l
+  SET phone_number_normalized = b.phone, phone_number_legacy = b.raw, customer_id = b.cid, enquired_at = b.enq
+  FROM changed b
+  WHERE l.id = b.id AND l.id > :after AND l.id <= :last
+    AND l.phone_number_normalized IS NOT DISTINCT FROM b.old_phone
+    AND l.customer_id IS NOT DISTINCT FROM b.old_cid AND l.enquired_at IS NOT DISTINCT FROM b.old_enq
+  RETURNING l.id, l.customer_id, b.old_cid, b.raw
+), logged AS (
+  INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id)
+  SELECT id, :run, old_cid FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
+  ON CONFLICT (lead_id) DO NOTHING
+), registered AS (
+  INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, received_at,
+                             processed_at)
+  SELECT source, external_id, 'processed', 'legacy', id, cid, 0, received, :stamp FROM linked
+  WHERE cid IS NOT NULL AND source IS NOT NULL ORDER BY id
+  ON CONFLICT (source, external_id) DO NOTHING RETURNING 1
+)
+SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint, NULL::bigint[] FROM updated
+UNION ALL
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT count(*) FROM registered),
+       (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
+"""
+# Customers that existed before this batch and that it links leads to (or moved leads away from),
+# locked in id order before their leads are read: a batch written beside this one that touches the
+# same customer waits, then reads this one's leads too. NO KEY UPDATE does not block foreign-key checks.
+LOCK_TOUCHED = """
+SELECT c.id FROM customers c
+WHERE c.id = ANY(CAST(:ids AS bigint[]))
+  AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = c.id)
+ORDER BY c.id FOR NO KEY UPDATE OF c
+"""
+# Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
+# lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
+# the table, on every batch).
+TOUCHED = """
+SELECT c.id, c.origin, c.full_name, c.city, c.created_at, l.id, l.enquired_at, l.full_name, l.raw_customer_location
+FROM customers c
+CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
+                    WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
+WHERE c.id = ANY(CAST(:ids AS bigint[]))
+"""
+UPDATE_ATTRIBUTES = """
+UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp
+FROM unnest(CAST(:ids AS bigint[]), CAST(:fn AS text[]), CAST(:ci AS text[]), CAST(:ca AS timestamptz[]),
+            CAST(:ofn AS text[]), CAST(:oci AS text[]), CAST(:oca AS timestamptz[])) AS v(id, fn, ci, ca, ofn, oci, oca)
+WHERE c.id = v.id AND (c.full_name, c.city, c.created_at) IS NOT DISTINCT FROM (v.ofn, v.oci, v.oca)
+"""
+
+
+@dataclass
+class Prepared:
+    """One batch as read and worked out in Python, ready to apply."""
+
+    after: int
+    last: int
+    rows: int
+    data: str  # the rows in COPY text format
+    stamp: datetime
+    unlinked: dict[str, int] = field(default_factory=dict)
+
+
+class _Cache:
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self.compute = compute
+        self.values: dict[Any, Any] = {}
+
+    def __call__(self, key: Any) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            if len(self.values) >= _CACHE_LIMIT:
+                self.values.clear()
+            value = self.values[key] = self.compute(key)
+            return value
+
+
+class LeadsPhase:
+    """Drives the PostgreSQL leads phase from a cursor to the end of the table."""
+
+    def __init__(self, engine: Engine, *, run_id: int, region: str, channels: dict[int, str]) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.channels = channels
+        self.phone = _Cache(lambda raw: canonical(raw, region))
+        self.name = _Cache(clean_name)
+        self.city = _Cache(clean_text)
+
+    # --- read and work out (runs one batch ahead, on its own connection) ----------------------------
+
+    def prepare(self, after: int, size: int) -> Prepared | None:
+        with self.engine.connect() as conn:
+            raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
+            cursor = raw.cursor()
+            cursor.execute(
+                "SELECT id, phone_number_normalized, phone_number_legacy, customer_id, enquired_at, full_name, "
+                "raw_customer_location, raw_payload->>'start_time', raw_payload->>'created_time', created_at, "
+                "source_id, external_lead_id FROM leads_master WHERE id > %s ORDER BY id LIMIT %s",
+                (after, size),
+            )
+            fetched = cursor.fetchall()
+            conn.rollback()
+        if not fetched:
+            return None
+        stamp = now()
+        rows: list[str] = []
+        unlinked: dict[str, int] = {}
+        channels, phone_of, name_of, city_of = self.channels, self.phone, self.name, self.city
+        for (lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at, source_id,
+             external_id) in fetched:  # fmt: skip
+            raw = legacy if legacy is not None else phone
+            e164, reason = phone_of(raw)
+            if e164 is None:
+                key = reason or "empty"
+                unlinked[key] = unlinked.get(key, 0) + 1
+            enq = (
+                enquired
+                or provider_time({"start_time": start, "created_time": created_time})
+                or created_at
+                or stamp
+            )
+            channel = channels.get(source_id) if external_id else None
+            rows.append(
+                f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
+                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(raw)}\t{_text(e164 or raw)}\t"
+                f"{_NULL if e164 is None else e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t"
+                f"{_text(city_of(location))}\t{channel or _NULL}\t{_text(external_id) if channel else _NULL}\t"
+                f"{(created_at or stamp).isoformat()}"
+            )
+        rows.append("")
+        return Prepared(after=after, last=int(fetched[-1][0]), rows=len(fetched), data="\n".join(rows),
+                        stamp=stamp, unlinked=unlinked)  # fmt: skip
+
+    # --- apply (one transaction) ---------------------------------------------------------------------
+
+    def apply(self, session: Session, batch: Prepared) -> dict[str, Any]:
+        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        with raw.cursor() as cursor:
+            cursor.execute(_STAGING)
+            with cursor.copy(_COPY) as copy:
+                copy.write(batch.data)
+        created = session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).rowcount  # type: ignore[attr-defined]
+        result = session.execute(
+            text(WRITE_LEADS),
+            {"after": batch.after, "last": batch.last, "run": self.run_id, "stamp": batch.stamp},
+        ).all()
+        updated = [(lead_id, new, old) for lead_id, new, old, *_ in result if lead_id is not None]
+        changes, registered, linked = next(tuple(r[3:]) for r in result if r[0] is None)
+        linked = linked or []
+        moved = {old for _, new, old in updated if old is not None and old != new}
+        touched = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved.union(linked))}).scalars())
+        attributes = self._attributes(session, touched, batch.stamp)
+        return {
+            "leads_scanned": batch.rows,
+            "unlinked_by_reason": batch.unlinked,
+            "customers_created": int(created),
+            "leads_changed": len(updated),
+            "leads_skipped_concurrent": changes - len(updated),
+            "leads_linked": sum(1 for _, new, _old in updated if new is not None),
+            "external_ids_registered": int(registered),
+            "customers_attributes_set": attributes,
+        }
+
+    def _attributes(self, session: Session, touched: list[int], stamp: datetime) -> int:
+        if not touched:
+            return 0
+        current: dict[int, tuple[Any, ...]] = {}
+        leads: dict[int, list[tuple[Any, ...]]] = {}
+        for cid, origin, full_name, city, created_at, lead_id, enq, name, location in session.execute(
+            text(TOUCHED), {"ids": touched}
+        ):
+            current[cid] = (origin, full_name, city, created_at)
+            leads.setdefault(cid, []).append((enq, lead_id, name, location))
+        changed: list[tuple[int, dict[str, Any], tuple[Any, ...]]] = []
+        for cid, own in leads.items():
+            own.sort(key=lambda lead: (lead[0], lead[1]))
+            first_at = own[0][0]
+            staged_name = next((n for n in map(self.name, (lead[2] for lead in own)) if n), None)
+            staged_city = next((c for c in map(self.city, (lead[3] for lead in own)) if c), None)
+            origin, full_name, city, created_at = current[cid]
+            wanted = wanted_attributes(
+                origin, full_name, city, created_at, staged_name, staged_city, first_at
+            )
+            if wanted is not None:
+                changed.append((cid, wanted, current[cid]))
+        if not changed:
+            return 0
+        changed.sort(key=lambda item: item[0])
+        ids = [cid for cid, _, _ in changed]
+        if any(old[0] is None for _, _, old in changed):  # made before leadhub: keep its before-image
+            session.execute(text(bulk.ATTRIBUTES_LOG), {"run": self.run_id, "ids": ids})
+        done = session.execute(text(UPDATE_ATTRIBUTES), {
+            "ids": ids, "fn": [w["full_name"] for _, w, _ in changed], "ci": [w["city"] for _, w, _ in changed],
+            "ca": [w["created_at"] for _, w, _ in changed], "ofn": [o[1] for _, _, o in changed],
+            "oci": [o[2] for _, _, o in changed], "oca": [o[3] for _, _, o in changed], "stamp": stamp,
+        }).rowcount  # type: ignore[attr-defined]  # fmt: skip
+        if done != len(changed):
+            raise ConcurrentChange("a customer changed while its attributes were recomputed")
+        return len(changed)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_NULL = "\\N"
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def _text(value: str | None) -> str:
+    """A text value in COPY's text format."""
+    if value is None:
+        return _NULL
+    return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
+
+
+def wanted_attributes(origin: str | None, full_name: str | None, city: str | None, created_at: Any,
+                      staged_name: str | None, staged_city: str | None, first_at: Any) -> dict[str, Any] | None:  # fmt: skip
+    """The values replay would give a customer, or None when it already has them.
+
+    A customer live intake or a person shaped since the switch (origin "intake") is only filled in;
+    one the backfill or the guide's SQL made is recomputed from its leads."""
+    if origin == "intake":
+        wanted = {
+            "full_name": full_name if clean_name(full_name) else staged_name or full_name,
+            "city": city if clean_text(city) else staged_city or city,
+            "created_at": created_at,
+        }
+    else:
+        wanted = {"full_name": staged_name, "city": staged_city, "created_at": first_at}
+    if (full_name, city, created_at) == (wanted["full_name"], wanted["city"], wanted["created_at"]):
+        return None
+    return wanted
+
+
+def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, target_s: float,
+                    on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
+    """Keyset batches from `after` to the end; the next batches are read while earlier ones are written.
+
+    `on_batch(rows, seconds, stats)` is called after each commit, in batch order. With no batch size,
+    each batch is sized from the last one's time so a transaction takes about `target_s`, and WRITERS
+    batches are written at once (their customers and leads are locked in a fixed order, and a
+    deadlock retries the batch). A given size writes one batch at a time, so customer ids follow the
+    order of the leads, as the --emit-sql script's do."""
+    size, workers = batch_size or FIRST_BATCH, 1 if batch_size else WRITERS
+    committed = after  # every lead up to here is done: what a batch may save as the run's cursor
+
+    def write(batch: Prepared, cursor: int) -> tuple[dict[str, Any], float]:
+        def work(session: Session) -> dict[str, Any]:
+            stats = phase.apply(session, batch)
+            session.execute(
+                text(
+                    "UPDATE backfill_runs SET cursor = :c WHERE id = :r AND coalesce(cursor::bigint, 0) < :c"
+                ),
+                {"c": cursor, "r": phase.run_id},
+            )
+            return stats
+
+        return with_retries(engine, work)
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
+    ):
+        ahead: Future[Prepared | None] | None = reader.submit(phase.prepare, after, size)
+        flight: deque[tuple[Prepared, Future[tuple[dict[str, Any], float]]]] = deque()
+        while ahead is not None or flight:
+            batch = ahead.result() if ahead is not None and len(flight) < workers else None
+            if batch is not None:
+                ahead = reader.submit(phase.prepare, batch.last, size)
+                # Alone, a batch saves its own end; beside others, the end of the last batch known committed.
+                flight.append(
+                    (batch, writers.submit(write, batch, batch.last if workers == 1 else committed))
+                )
+                continue
+            if ahead is not None and len(flight) < workers:
+                ahead = None  # the table is read to its end
+                continue
+            done, future = flight.popleft()
+            stats, seconds = future.result()
+            committed = done.last
+            on_batch(done.rows, seconds, stats)
+            if batch_size is None:
+                per_row = max(seconds, 1e-3) / done.rows
+                size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
