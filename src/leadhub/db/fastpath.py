@@ -98,5 +98,10 @@ async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> An
 
 
 def _retryable(error: psycopg.OperationalError) -> bool:
-    """A dropped connection or a deadlock: worth one more attempt (the statement is idempotent)."""
-    return error.sqlstate is None or error.sqlstate.startswith(("08", "57P")) or error.sqlstate == "40P01"
+    """A dropped connection, a deadlock or a serialization failure (revision 0011: the same event was
+    recorded concurrently): worth one more attempt (the statement is idempotent)."""
+    return (
+        error.sqlstate is None
+        or error.sqlstate.startswith(("08", "57P"))
+        or error.sqlstate in ("40P01", "40001")
+    )
