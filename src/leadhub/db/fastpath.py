@@ -69,7 +69,8 @@ class StatementPool:
                     "the database refused the write; nothing was stored, please retry"
                 ) from error
             log.warning(
-                "database connection lost (%s); sending the statement once more", type(error).__name__
+                "database connection lost, deadlock or concurrent write (%s); sending the statement once more",
+                type(error).__name__,
             )
         # The server may have dropped every pooled connection (a restart): check them in the background
         # and send this statement on a connection of its own.
