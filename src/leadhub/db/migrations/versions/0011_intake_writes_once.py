@@ -47,6 +47,8 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
+# No "%" in the bodies: the offline script (`leadhub db sql`) escapes it (see revision 0006).
+
 # leads.status.open_lead_clause, for one row, as revision 0006 defines it, in PL/pgSQL (plans kept).
 LEAD_IS_OPEN = """
 CREATE OR REPLACE FUNCTION leadhub_lead_is_open(p_lead bigint, status text, is_lost boolean, is_qualified boolean)
@@ -108,8 +110,8 @@ BEGIN
               NULL, NULL, 1, v_now, v_now)
       ON CONFLICT (source, external_id) DO NOTHING;
       IF NOT FOUND THEN
-        RAISE EXCEPTION 'intake event % / % was recorded concurrently', p->>'source', p->>'external_id'
-          USING ERRCODE = 'serialization_failure';
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+          MESSAGE = 'intake event ' || (p->>'source') || ' / ' || (p->>'external_id') || ' was recorded concurrently';
       END IF;
     ELSE
       UPDATE intake_events
@@ -203,8 +205,8 @@ BEGIN
             v_lead_id, v_customer.id, 1, v_now, v_now)
     ON CONFLICT (source, external_id) DO NOTHING;
     IF NOT FOUND THEN
-      RAISE EXCEPTION 'intake event % / % was recorded concurrently', p->>'source', p->>'external_id'
-        USING ERRCODE = 'serialization_failure';
+      RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+        MESSAGE = 'intake event ' || (p->>'source') || ' / ' || (p->>'external_id') || ' was recorded concurrently';
     END IF;
   ELSE
     UPDATE intake_events
