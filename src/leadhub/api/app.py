@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         StatementPool(engine, max_size=settings.db_pool_size) if engine.dialect.name == "postgresql" else None
     )
     errors.install(app)
+    # The Knowlarity push, answered before FastAPI's routing (api/routers/knowlarity.py).
+    app.add_middleware(knowlarity_router.KnowlarityPush, state=app.state)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

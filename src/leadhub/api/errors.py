@@ -25,6 +25,19 @@ def error_response(error: LeadhubError) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=error.status_code, headers=headers)
 
 
+def unstorable_response(method: str, path: str, error: Exception) -> JSONResponse:
+    """A value the database refuses (a NUL character in text, a number out of range): the input's
+    fault, answered 422 with the database's reason; parameters are not logged (they may be secrets)."""
+    orig = error.orig if isinstance(error, DataError) else error
+    reason = str(orig).splitlines()[0] if orig is not None else "invalid value"
+    log.warning("refused input on %s %s: %s", method, path, reason)
+    body = {
+        "code": "invalid_input",
+        "message": f"the input holds a value the database cannot store: {reason}",
+    }
+    return JSONResponse({"error": body}, status_code=422)
+
+
 def _describe(errors: list[Any]) -> str:
     parts = []
     for item in errors[:5]:
@@ -51,16 +64,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     @app.exception_handler(psycopg.DataError)
     async def _unstorable(request: Request, error: Exception) -> JSONResponse:
-        # A value the database refuses (a NUL character in text, a number out of range): the input's
-        # fault, answered 422 with the database's reason; parameters are not logged (they may be secrets).
-        orig = error.orig if isinstance(error, DataError) else error
-        reason = str(orig).splitlines()[0] if orig is not None else "invalid value"
-        log.warning("refused input on %s %s: %s", request.method, request.url.path, reason)
-        body = {
-            "code": "invalid_input",
-            "message": f"the input holds a value the database cannot store: {reason}",
-        }
-        return JSONResponse({"error": body}, status_code=422)
+        return unstorable_response(request.method, request.url.path, error)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, error: Exception) -> JSONResponse:

@@ -69,7 +69,8 @@ class StatementPool:
                     "the database refused the write; nothing was stored, please retry"
                 ) from error
             log.warning(
-                "database connection lost (%s); sending the statement once more", type(error).__name__
+                "database connection lost, deadlock or concurrent write (%s); sending the statement once more",
+                type(error).__name__,
             )
         # The server may have dropped every pooled connection (a restart): check them in the background
         # and send this statement on a connection of its own.
@@ -98,5 +99,10 @@ async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> An
 
 
 def _retryable(error: psycopg.OperationalError) -> bool:
-    """A dropped connection or a deadlock: worth one more attempt (the statement is idempotent)."""
-    return error.sqlstate is None or error.sqlstate.startswith(("08", "57P")) or error.sqlstate == "40P01"
+    """A dropped connection, a deadlock or a serialization failure (revision 0011: the same event was
+    recorded concurrently): worth one more attempt (the statement is idempotent)."""
+    return (
+        error.sqlstate is None
+        or error.sqlstate.startswith(("08", "57P"))
+        or error.sqlstate in ("40P01", "40001")
+    )

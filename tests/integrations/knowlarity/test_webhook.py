@@ -354,3 +354,49 @@ def test_an_absurd_duration_is_kept_raw_and_the_call_still_recorded(
     with factory() as s:
         call = s.execute(select(Call)).scalar_one()
     assert call.duration_seconds is None and call.raw_payload["call_duration"] == duration
+
+
+def test_one_call_pushed_five_times_at_once_is_one_call_and_one_lead(factory: sessionmaker[Session]) -> None:
+    """Concurrent copies of one event: on PostgreSQL they queue on the event's advisory lock
+    (revision 0011) and all but the first find its inbox row."""
+    threads = 5
+    barrier = threading.Barrier(threads)
+    results: list[IntakeOutcome] = []
+
+    def call(_: int) -> None:
+        record = parse_push({**P2_MISSED, "callid": "five-at-once"})
+        barrier.wait()
+        with session_scope(factory) as s:
+            results.append(ingest_call(s, record).status)
+
+    workers = [threading.Thread(target=call, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results) == ["created"] + ["duplicate"] * (threads - 1)
+    assert (_count(factory, Call), _count(factory, Lead), _count(factory, IntakeEvent)) == (1, 1, 1)
+    assert _count(factory, CallbackTask) == 1
+
+
+@requires_postgres
+def test_an_event_recorded_meanwhile_by_a_writer_without_the_lock_is_a_retry_not_a_second_event(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    """Revision 0011 inserts a new event's inbox row at the end. If a writer that takes no advisory
+    lock (the Python path) commits the same key in between, the function raises serialization_failure
+    and keeps nothing; the push's one retry then finds the row."""
+    blocker = factory()
+    blocker.execute(text("INSERT INTO intake_events (source, external_id, status, attempts) "
+                         "VALUES ('knowlarity', :id, 'failed', 1)"), {"id": P3_ANSWERED["callid"]})  # fmt: skip
+    answers: list[Any] = []
+    pusher = threading.Thread(target=lambda: answers.append(send(client, P3_ANSWERED, "form")))
+    pusher.start()
+    pusher.join(timeout=1.0)  # the push now waits on the uncommitted row's key
+    assert pusher.is_alive()
+    blocker.commit()
+    blocker.close()
+    pusher.join(timeout=30)
+    assert answers[0].status_code == 422  # the retry found the failed row: answered as a duplicate of it
+    assert (_count(factory, IntakeEvent), _count(factory, Customer), _count(factory, Lead)) == (1, 0, 0)
+    assert _count(factory, Call) == 1

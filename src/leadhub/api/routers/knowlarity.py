@@ -1,15 +1,26 @@
-"""POST and GET /webhooks/knowlarity: Knowlarity's push (see integrations/knowlarity/webhook.py)."""
+"""POST and GET /webhooks/knowlarity: Knowlarity's push (see integrations/knowlarity/webhook.py).
+
+The push is the busiest request leadhub serves, so it is answered by a plain ASGI middleware
+(`KnowlarityPush`, installed by create_app) before FastAPI's routing, request and response layers;
+the route below documents it in OpenAPI and answers it the same way when the middleware is absent.
+Both run `_respond`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, QueryParams, State
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from leadhub.api.errors import error_response
+from leadhub.api.errors import error_response, unstorable_response
 from leadhub.config import Settings
 from leadhub.db.session import session_scope
 from leadhub.errors import LeadhubError, ValidationFailed
@@ -24,6 +35,7 @@ from leadhub.integrations.knowlarity.webhook import (
     receive_push_autocommit,
 )
 
+PATH = "/webhooks/knowlarity"
 router = APIRouter(tags=["webhooks"])
 
 
@@ -54,19 +66,16 @@ def _answer(result: CallIngest | LeadhubError) -> dict[str, Any]:
     }
 
 
-@router.post("/webhooks/knowlarity", response_model=None, operation_id="knowlarity_push_post")
-@router.get("/webhooks/knowlarity", response_model=None, operation_id="knowlarity_push_get")
-async def knowlarity_webhook(request: Request) -> JSONResponse:
-    """Record a Knowlarity call push (query string, form or JSON). 200 with {status, lead_id,
-    customer_id}; 401 without the key (nothing stored); 422 for an unusable payload (kept as failed)."""
-    settings: Settings = request.app.state.settings
+async def _respond(
+    state: State, query: Mapping[str, str], content_type: str | None, header_key: str | None, body: bytes
+) -> JSONResponse:
+    """The push's answer. Database errors (unavailable, a value it refuses) propagate to the caller."""
+    settings: Settings = state.settings
     try:
-        check_key(settings, query_key=request.query_params.get(KEY_PARAM),
-                  header_key=request.headers.get(KEY_HEADER))  # fmt: skip
+        check_key(settings, query_key=query.get(KEY_PARAM), header_key=header_key)
     except LeadhubError as error:
         return error_response(error)
-    payload = read_payload(request.query_params, request.headers.get("content-type"), await request.body())
-    state = request.app.state
+    payload = read_payload(query, content_type, body)
     # PostgreSQL: one autocommit statement on the event loop; else (SQLite, or a payload that cannot
     # be a call and must be recorded as failed) the Session path on a worker thread.
     fast = await receive_push_autocommit(state.statement_pool, payload, settings=settings)
@@ -77,3 +86,52 @@ async def knowlarity_webhook(request: Request) -> JSONResponse:
     if "error" in answer:
         return error_response(answer["error"])
     return JSONResponse(answer)
+
+
+@router.post(PATH, response_model=None, operation_id="knowlarity_push_post")
+@router.get(PATH, response_model=None, operation_id="knowlarity_push_get")
+async def knowlarity_webhook(request: Request) -> JSONResponse:
+    """Record a Knowlarity call push (query string, form or JSON). 200 with {status, lead_id,
+    customer_id}; 401 without the key (nothing stored); 422 for an unusable payload (kept as failed)."""
+    return await _respond(request.app.state, request.query_params, request.headers.get("content-type"),
+                          request.headers.get(KEY_HEADER), await request.body())  # fmt: skip
+
+
+class KnowlarityPush:
+    """ASGI middleware: GET and POST on the push's path are answered here, everything else passes on.
+
+    It sits inside the app's outermost layers (an unhandled error is still the app's 500) and answers
+    the errors the app's handlers would: the app's LeadhubError and refused-value (422) answers.
+    """
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "POST") or _route_path(scope) != PATH:
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender is gone before its request was whole: nothing was stored
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers = Headers(scope=scope)
+        try:
+            response = await _respond(self.state, QueryParams(scope["query_string"]),
+                                      headers.get("content-type"), headers.get(KEY_HEADER), b"".join(chunks))  # fmt: skip
+        except LeadhubError as error:
+            response = error_response(error)
+        except (psycopg.DataError, DataError) as error:
+            response = unstorable_response(scope["method"], PATH, error)
+        await response(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
