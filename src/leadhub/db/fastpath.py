@@ -99,7 +99,7 @@ async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> An
 
 
 def _retryable(error: psycopg.OperationalError) -> bool:
-    """A dropped connection, a deadlock or a serialization failure (revision 0011: the same event was
+    """A dropped connection, a deadlock or a serialization failure (revision 0012: the same event was
     recorded concurrently): worth one more attempt (the statement is idempotent)."""
     return (
         error.sqlstate is None

@@ -358,7 +358,7 @@ def test_an_absurd_duration_is_kept_raw_and_the_call_still_recorded(
 
 def test_one_call_pushed_five_times_at_once_is_one_call_and_one_lead(factory: sessionmaker[Session]) -> None:
     """Concurrent copies of one event: on PostgreSQL they queue on the event's advisory lock
-    (revision 0011) and all but the first find its inbox row."""
+    (revision 0012) and all but the first find its inbox row."""
     threads = 5
     barrier = threading.Barrier(threads)
     results: list[IntakeOutcome] = []

@@ -32,8 +32,8 @@ Now:
 
 Replay (`leadhub_process_event(id, p)`, an event already in the inbox) still updates the row.
 
-Revision ID: 0011_intake_writes_once
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-28
 """
 
@@ -42,8 +42,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_intake_writes_once"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
