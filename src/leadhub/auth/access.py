@@ -9,8 +9,9 @@ record the actor may not see is simply not found (404), never "forbidden".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, String, and_, cast, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from leadhub.auth.permissions import ADMIN, ALL_PERMISSIONS, Permission
@@ -75,30 +76,26 @@ def role_permissions(session: Session, role: str) -> frozenset[str]:
     return frozenset(rows)
 
 
-def memberships(session: Session, user_id: int) -> tuple[Membership, ...]:
-    rows = session.execute(
-        select(BranchMember.id, BranchMember.branch_id, BranchMember.role)
-        .where(BranchMember.user_id == user_id, BranchMember.is_active.is_(True))
-        .order_by(BranchMember.id)
-    ).all()
-    return tuple(Membership(member_id=r.id, branch_id=r.branch_id, role=r.role) for r in rows)
-
-
 def actor_for_user(session: Session, user: User, *, family_id: str | None = None) -> Actor:
-    return Actor(
-        role=user.role,
-        permissions=role_permissions(session, user.role),
-        user_id=user.user_id,
-        username=user.username,
-        memberships=memberships(session, user.user_id),
-        family_id=family_id,
-    )
+    """The Actor of a user row (role permissions and active memberships), whatever its status."""
+    row = _actor_row(session, user_id=user.user_id, family_id=family_id)
+    assert row is not None
+    return _actor(row, family_id)
 
 
 def actor_for_login(session: Session, *, user_id: int, family_id: str) -> tuple[Actor | None, bool]:
     """The Actor of an access token in one statement (every API request pays for it): the user, whether
     the login is still live, the role's permissions and the active memberships. Returns (None, _) when
     the user is missing or disabled, else the actor; and whether the login is live."""
+    row = _actor_row(session, user_id=user_id, family_id=family_id)
+    if row is None:
+        return None, True
+    if not row.status:
+        return None, bool(row.live)
+    return _actor(row, family_id), bool(row.live)
+
+
+def _actor_row(session: Session, *, user_id: int, family_id: str | None) -> Row[Any] | None:
     live = exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
     grants = (
         select(func.aggregate_strings(RolePermission.permission, ","))
@@ -113,17 +110,16 @@ def actor_for_login(session: Session, *, user_id: int, family_id: str) -> tuple[
         .where(BranchMember.user_id == User.user_id, BranchMember.is_active.is_(True))
         .scalar_subquery()
     )
-    row = session.execute(
+    return session.execute(
         select(User.user_id, User.username, User.role, User.status, live.label("live"),
                grants.label("grants"), members.label("members"))
         .where(User.user_id == user_id)
     ).first()  # fmt: skip
-    if row is None:
-        return None, True
-    if not row.status:
-        return None, bool(row.live)
+
+
+def _actor(row: Row[Any], family_id: str | None) -> Actor:
     parts = sorted((p.split(":") for p in (row.members or "").split(",") if p), key=lambda p: int(p[0]))
-    actor = Actor(
+    return Actor(
         role=row.role,
         permissions=ALL_PERMISSIONS
         if row.role == ADMIN
@@ -133,7 +129,6 @@ def actor_for_login(session: Session, *, user_id: int, family_id: str) -> tuple[
         memberships=tuple(Membership(member_id=int(i), branch_id=int(b), role=r) for i, b, r in parts),
         family_id=family_id,
     )
-    return actor, bool(row.live)
 
 
 def admin_key_actor() -> Actor:
@@ -222,6 +217,17 @@ def authorize_intake(actor: Actor, *, source: str, branch_id: int | None) -> Non
             raise PermissionDenied("a walk-in must name one of your branches (branch_id)")
         return
     raise PermissionDenied(f"your role ({actor.role}) lacks the permission leads.create")
+
+
+def authorize_handover(actor: Actor, *, branch_id: int | None = None) -> None:
+    """Who hands a lead to an RM: `leads.assign`, or the walk-in desk (`walkins.create`) for a lead at
+    one of its own branches. Without `branch_id`, only whether the role may hand over at all."""
+    if actor.has(Permission.LEADS_ASSIGN):
+        return
+    if not actor.has(Permission.WALKINS_CREATE):
+        raise PermissionDenied(f"your role ({actor.role}) may not hand leads to an RM (needs leads.assign)")
+    if branch_id is not None and branch_id not in actor.branch_ids:
+        raise PermissionDenied("the walk-in desk hands over leads of its own branches only")
 
 
 def require_can_grant(

@@ -36,6 +36,7 @@ from leadhub.db.models import (
 )
 from leadhub.db.types import utcnow
 from leadhub.errors import ValidationFailed
+from leadhub.leads.workflow import latest_qualification
 
 MODES = ("round_robin", "weighted")
 
@@ -259,12 +260,7 @@ def hand_to_rm(
             f"user {rm_user_id} is not an active RM of branch {lead.branch_id}; hand the lead to an RM there"
         )
     now = utcnow()
-    qual = session.execute(
-        select(LeadQualification)
-        .where(LeadQualification.lead_id == lead_id)
-        .order_by(LeadQualification.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    qual = latest_qualification(session, lead_id)
     if qual is not None and qual.rm_id == member:
         return Handover(lead_id=lead_id, rm_user_id=rm_user_id, rm_member_id=member, assigned=False)
     if qual is None:

@@ -68,7 +68,7 @@ def current_state(session: Session, lead_id: int) -> LeadState:
     lead = session.get(Lead, lead_id)
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id}")
-    return _state(lead, _qualification(session, lead_id))
+    return _state(lead, latest_qualification(session, lead_id))
 
 
 def log_call_attempt(
@@ -239,7 +239,7 @@ def _transition(
     ).scalar_one_or_none()
     if lead is None:
         raise NotFoundError(f"no lead with id {lead_id}")
-    qual = _qualification(session, lead_id)
+    qual = latest_qualification(session, lead_id)
     from_state = _state(lead, qual)
     to_state = next_state(from_state, action)  # raises TransitionNotAllowed
     columns = legacy_columns(to_state)
@@ -311,7 +311,7 @@ def _transition(
     )
 
 
-def _qualification(session: Session, lead_id: int) -> LeadQualification | None:
+def latest_qualification(session: Session, lead_id: int) -> LeadQualification | None:
     """The lead's qualification row. Legacy data may hold several (no unique key): the latest counts."""
     return session.execute(
         select(LeadQualification)

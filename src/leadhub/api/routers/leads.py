@@ -25,10 +25,17 @@ from leadhub.api.schemas import (
     LeadPage,
     error_responses,
 )
-from leadhub.auth.access import Actor, authorize_intake, can_see_lead, get_lead, lead_scope
+from leadhub.auth.access import (
+    Actor,
+    authorize_handover,
+    authorize_intake,
+    can_see_lead,
+    get_lead,
+    lead_scope,
+)
 from leadhub.auth.permissions import Permission
 from leadhub.db.models import Customer, Lead
-from leadhub.errors import NotFoundError, PermissionDenied, ValidationFailed
+from leadhub.errors import NotFoundError, ValidationFailed
 from leadhub.leads.assignment import assign_leads, hand_to_rm
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
 from leadhub.leads.queries import MAX_PAGE, LeadFilters, list_leads
@@ -59,10 +66,8 @@ def create_lead(
     the customer's open lead at that branch. 201 for a new lead, 200 when attached or repeated.
     Needs `leads.create`, or `walkins.create` for a walk-in at one of the caller's branches."""
     authorize_intake(actor, source=body.source.value, branch_id=body.branch_id)
-    if body.rm_user_id is not None and not (
-        actor.has(Permission.LEADS_ASSIGN) or actor.has(Permission.WALKINS_CREATE)
-    ):
-        raise PermissionDenied(f"your role ({actor.role}) may not hand leads to an RM (needs leads.assign)")
+    if body.rm_user_id is not None:
+        authorize_handover(actor)  # the intake above already held the desk to its own branches
     intake = Intake(
         source=Channel(body.source.value),
         phone=body.phone,
@@ -160,11 +165,8 @@ def assign_lead(lead_id: PathId, body: AssignIn, actor: ActorDep, session: Sessi
 def hand_lead_to_rm(lead_id: PathId, body: HandoverIn, actor: ActorDep, session: SessionDep) -> HandoverOut:
     """Hand a lead to an RM of its branch: `leads.assign`, or `walkins.create` for a lead at one of
     the caller's branches (the walk-in desk). The lead must be in the caller's scope (else 404)."""
-    if not (actor.has(Permission.LEADS_ASSIGN) or actor.has(Permission.WALKINS_CREATE)):
-        raise PermissionDenied(f"your role ({actor.role}) may not hand leads to an RM (needs leads.assign)")
-    lead = get_lead(session, actor, lead_id)
-    if not actor.has(Permission.LEADS_ASSIGN) and lead.branch_id not in actor.branch_ids:
-        raise PermissionDenied("the walk-in desk hands over leads of its own branches only")
+    authorize_handover(actor)  # before the look-up, as every action: a missing permission is 403
+    authorize_handover(actor, branch_id=get_lead(session, actor, lead_id).branch_id)
     done = hand_to_rm(session, lead_id, rm_user_id=body.user_id, by_user=actor.user_id, why=body.why)
     return HandoverOut(lead_id=done.lead_id, rm_user_id=done.rm_user_id, rm_member_id=done.rm_member_id,
                        assigned=done.assigned)  # fmt: skip
