@@ -62,14 +62,14 @@ REKEY_CUSTOMERS = (
 )
 DELETE_KEYS = "DELETE FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"
 DELETE_DETACHED_KEYS = "DELETE FROM backfill_customer_keys WHERE customer_id = ANY(CAST(:ids AS bigint[]))"
-# Attributes phase: before-image of customers the legacy guide made (origin NULL), once per customer,
-# then the replay-equivalent values. NOT IN over an uncorrelated subquery is one hashed scan of the log
-# per batch; a correlated NOT EXISTS was planned as a nested loop (no index on row_id): 30 s a batch.
+# Attributes: the before-image of customers the legacy guide made (origin NULL), once per customer, then
+# the replay-equivalent values. The NOT EXISTS is one probe per customer of the partial index on
+# before-images (revision 0013); without it the log was hashed whole in every batch.
 ATTRIBUTES_LOG = (
     "INSERT INTO backfill_log (run_id, kind, table_name, row_id, before, restored) "
     "SELECT :run, 'customer_before', 'customers', c.id, to_jsonb(c), false FROM customers c "
-    "WHERE c.id = ANY(CAST(:ids AS bigint[])) AND c.origin IS NULL AND c.id NOT IN (SELECT g.row_id FROM backfill_log g "
-    "WHERE g.kind = 'customer_before' AND g.table_name = 'customers')"
+    "WHERE c.id = ANY(CAST(:ids AS bigint[])) AND c.origin IS NULL AND NOT EXISTS (SELECT 1 FROM backfill_log g "
+    "WHERE g.row_id = c.id AND g.kind = 'customer_before' AND g.table_name = 'customers')"
 )
 UPDATE_ATTRIBUTES = (
     "UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp "

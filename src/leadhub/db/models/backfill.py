@@ -38,7 +38,15 @@ class BackfillLog(Base):
     """Rows the repair merged, detached or rewrote, whole, so `--undo` can put them back."""
 
     __tablename__ = "backfill_log"
-    __table_args__ = (Index("ix_backfill_log_run_kind", "run_id", "kind"),)
+    __table_args__ = (
+        Index("ix_backfill_log_run_kind", "run_id", "kind"),
+        Index(
+            "ix_backfill_log_customer_before",
+            "row_id",
+            postgresql_where=text("kind = 'customer_before' AND table_name = 'customers'"),
+            sqlite_where=text("kind = 'customer_before' AND table_name = 'customers'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
     run_id: Mapped[int] = mapped_column(BigInteger)
