@@ -78,37 +78,70 @@ def test_round_trip_backfill_then_undo_restores_every_row_of_every_table(tmp_pat
         engine.dispose()
 
 
+PHASES = ["keys", "merge", "leads", "attributes", "done"]
+
+
+def _kill_at(child: subprocess.Popen[bytes], engine: Engine, phase: str, past: int) -> bool:
+    """SIGKILL the backfill once its checkpoint in `phase` has passed key `past` (the merge keeps no
+    cursor: its first logged row counts), or once it is in a later phase. Watching the run's checkpoint
+    instead of the clock lands every kill mid-run however fast or loaded the machine is. False when
+    the child finished first."""
+    while child.poll() is None:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT phase, cursor, EXISTS (SELECT FROM backfill_log) FROM backfill_runs "
+                                    "WHERE status = 'running' ORDER BY id DESC LIMIT 1")).first()  # fmt: skip
+        if row is not None:
+            at, cursor, logged = row
+            here = at == phase and (int(cursor) >= past if cursor is not None else at == "merge" and logged)
+            if here or PHASES.index(at) > PHASES.index(phase):
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+                return True
+        time.sleep(0.001)
+    return False
+
+
 def test_killed_at_random_points_then_finished_equals_a_clean_run(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("LEADHUB_KILL_SEED", "7")))
     with fresh_database(tmp_path) as clean_url, fresh_database(tmp_path) as killed_url:
         clean = _legacy(clean_url, 2000, guide=True)
-        run_backfill(clean, batch_size=100)
         killed = _legacy(killed_url, 2000, guide=True)
-        env = {**os.environ, "LEADHUB_DATABASE_URL": killed_url}
-        cmd = [
-            str(Path(sys.executable).parent / "leadhub"),
-            "backfill-customers",
-            "--batch-size",
-            "100",
-            "--json",
-        ]
-        kills = 0
-        for _ in range(3):
-            with subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as child:
-                time.sleep(rng.uniform(0.8, 3.0))
-                if child.poll() is None:
-                    child.send_signal(signal.SIGKILL)
-                    kills += 1
-                child.wait()
-        assert kills >= 1  # at least one kill landed mid-run (the rest may find the run finished)
-        finished = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        assert '"run_id"' in finished.stdout
-        assert _end_state(killed) == _end_state(clean)
-        assert verify(killed).ok
-        clean.dispose()
-        killed.dispose()
+        try:
+            run_backfill(clean, batch_size=100)
+            with killed.connect() as conn:
+                customers = [r[0] for r in conn.execute(text("SELECT id FROM customers ORDER BY id"))]
+                leads = [r[0] for r in conn.execute(text("SELECT id FROM leads_master ORDER BY id"))]
+
+            def at(ids: list[int], low: float, high: float) -> int:
+                return ids[int(len(ids) * rng.uniform(low, high))]
+
+            # Three random points, in run order: in the repair, early in the leads pass, later in the
+            # leads pass. (On PostgreSQL the attributes pass is a batch or two at this size.)
+            repair = rng.choice(["keys", "merge"])
+            targets = [(repair, at(customers, 0.1, 0.8) if repair == "keys" else 0), ("leads", at(leads, 0.05, 0.45)),
+                       ("leads", at(leads, 0.55, 0.95))]  # fmt: skip
+            env = {**os.environ, "LEADHUB_DATABASE_URL": killed_url}
+            cmd = [
+                str(Path(sys.executable).parent / "leadhub"),
+                "backfill-customers",
+                "--batch-size",
+                "100",
+                "--json",
+            ]
+            kills = []
+            for phase, past in targets:
+                with subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ) as child:
+                    kills.append(_kill_at(child, killed, phase, past))
+            assert kills == [True, True, True], (targets, kills)
+            finished = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            assert '"run_id"' in finished.stdout
+            assert _end_state(killed) == _end_state(clean)
+            assert verify(killed).ok
+        finally:
+            clean.dispose()
+            killed.dispose()
 
 
 def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_s_end_state(
