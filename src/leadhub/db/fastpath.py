@@ -50,12 +50,14 @@ class StatementPool:
                 self._pool = pool
             return self._pool
 
-    async def call_json(self, sql: str, payload: str) -> Any:
+    async def call_json(self, sql: str, payload: str, *, resend_conflicts: bool = True) -> Any:
         """Run `sql` (one %s placeholder, a JSON document) and return the single value it selects.
 
         Only for idempotent statements: a connection the server dropped (a restart, a pooler's idle
         timeout) is discarded by the pool and the statement is sent once more on a fresh one. If the
         first attempt had committed, the second finds its inbox row and answers "duplicate".
+        With `resend_conflicts` False, a deadlock or serialization failure is raised as it is (a
+        psycopg error) for the caller to retry its own way.
         """
         pool = self._pool or await self._open()
         try:
@@ -64,6 +66,8 @@ class StatementPool:
         except PoolTimeout as error:  # saturated, not broken: a fresh connection would only add load
             raise DatabaseUnavailable("the database is busy; nothing was stored, please retry") from error
         except psycopg.OperationalError as error:
+            if not resend_conflicts and is_conflict(error):
+                raise
             if not _retryable(error):
                 raise DatabaseUnavailable(
                     "the database refused the write; nothing was stored, please retry"
@@ -96,6 +100,11 @@ async def _one(conn: psycopg.AsyncConnection[Any], sql: str, payload: str) -> An
     row = await cursor.fetchone()
     assert row is not None
     return row[0]
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A deadlock or a serialization failure: the transaction lost a race and kept nothing."""
+    return isinstance(error, psycopg.Error) and error.sqlstate in ("40P01", "40001")
 
 
 def _retryable(error: psycopg.OperationalError) -> bool:

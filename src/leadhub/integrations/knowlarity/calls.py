@@ -74,7 +74,7 @@ _CLOSE_TASKS = (
 @dataclass(frozen=True, slots=True)
 class CallIngest:
     intake: IntakeResult
-    call_id: int
+    call_id: int | None  # None: the database refused a value of the call (revision 0014), nothing stored
     number_mapped: bool
 
     @property
@@ -129,7 +129,7 @@ def _ingest_call_server(
     """The call as one statement in the session's unit of work."""
     payload = call_payload(call, region=region, policy=policy, callback_sla=callback_sla)
     session.flush()
-    return _call_result(session.execute(_INGEST_CALL, {"p": payload}).scalar_one())
+    return call_result(session.execute(_INGEST_CALL, {"p": payload}).scalar_one())
 
 
 async def ingest_call_autocommit(
@@ -142,11 +142,18 @@ async def ingest_call_autocommit(
 ) -> CallIngest:
     """PostgreSQL: the call as one statement that is its own transaction (the webhook's path)."""
     payload = call_payload(call, region=region, policy=policy, callback_sla=callback_sla)
-    return _call_result(await pool.call_json("SELECT leadhub_ingest_call(%s::jsonb)", payload))
+    return call_result(await pool.call_json("SELECT leadhub_ingest_call(%s::jsonb)", payload))
 
 
 def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta) -> str:
     """The JSON document `leadhub_ingest_call` takes (see revision 0006)."""
+    return json_dumps(call_document(call, region=region, policy=policy, callback_sla=callback_sla))
+
+
+def call_document(
+    call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta
+) -> dict[str, Any]:
+    """`call_payload` before it is serialised; `["call"]["customer_phone"]` is the caller in E.164."""
     virtual_number = canonical_number(call.virtual_number, region=region)
     # the function adds needs_branch and campaign from the number's mapping
     intake = _call_intake(call, virtual_number, branch_id=None, mapped={})
@@ -166,7 +173,7 @@ def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_
         "started_at": call.started_at.isoformat() if call.started_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
     }
-    return json_dumps(payload)
+    return payload
 
 
 def _call_intake(call: CallRecord, virtual_number: str | None, *, branch_id: int | None,
@@ -184,8 +191,10 @@ def _call_intake(call: CallRecord, virtual_number: str | None, *, branch_id: int
     )  # fmt: skip
 
 
-def _call_result(answer: dict[str, Any]) -> CallIngest:
-    return CallIngest(intake=IntakeResult.from_answer(answer), call_id=int(answer["call_id"]),
+def call_result(answer: dict[str, Any]) -> CallIngest:
+    """From the JSON answer of `leadhub_ingest_call` (or one element of `leadhub_ingest_calls`')."""
+    call_id = answer.get("call_id")
+    return CallIngest(intake=IntakeResult.from_answer(answer), call_id=None if call_id is None else int(call_id),
                       number_mapped=bool(answer["number_mapped"]))  # fmt: skip
 
 
