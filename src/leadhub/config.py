@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     knowlarity_sync_overlap_minutes: int = Field(default=30, ge=0)  # re-read window for late CDRs
     knowlarity_first_sync_hours: int = Field(default=24, ge=1)  # look-back when there is no checkpoint
     knowlarity_timeout_seconds: float = Field(default=20.0, gt=0)
+    # PostgreSQL: pushes arriving together are written in one transaction (knowlarity/batching.py);
+    # at most this many calls per transaction (1: each push its own transaction) ...
+    knowlarity_batch_max: int = Field(default=64, ge=1, le=1000)
+    # ... and this many such transactions at once per server process
+    knowlarity_batches_in_flight: int = Field(default=2, ge=1, le=64)
 
     # --- meta
     meta_verify_token: SecretStr | None = None  # the webhook subscription handshake token

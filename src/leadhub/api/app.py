@@ -16,6 +16,7 @@ from leadhub.api.routers import meta as meta_router
 from leadhub.config import Settings, get_settings
 from leadhub.db.fastpath import StatementPool
 from leadhub.db.session import make_engine, make_session_factory
+from leadhub.integrations.knowlarity.webhook import make_batcher
 
 
 @asynccontextmanager
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.statement_pool = (
         StatementPool(engine, max_size=settings.db_pool_size) if engine.dialect.name == "postgresql" else None
     )
+    # Knowlarity pushes written together (integrations/knowlarity/batching.py); None: one by one.
+    app.state.call_batcher = make_batcher(app.state.statement_pool, settings)
     errors.install(app)
     # The Knowlarity push, answered before FastAPI's routing (api/routers/knowlarity.py).
     app.add_middleware(knowlarity_router.KnowlarityPush, state=app.state)

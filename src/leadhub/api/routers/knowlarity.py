@@ -54,7 +54,9 @@ def _answer(result: CallIngest | LeadhubError) -> dict[str, Any]:
     intake = result.intake
     if intake.lead_id is None:
         reason = intake.reason or "unknown reason"
-        failure = ValidationFailed(f"the call was kept but could not become a lead: {reason}",
+        # call_id None: the database refused a value of the call; only its inbox row was kept
+        kept = "the call was kept" if result.call_id is not None else "the push was kept in the inbox"
+        failure = ValidationFailed(f"{kept} but could not become a lead: {reason}",
                                    status="failed", event_id=intake.event_id)  # fmt: skip
         return {"error": failure}
     return {
@@ -76,9 +78,12 @@ async def _respond(
     except LeadhubError as error:
         return error_response(error)
     payload = read_payload(query, content_type, body)
-    # PostgreSQL: one autocommit statement on the event loop; else (SQLite, or a payload that cannot
-    # be a call and must be recorded as failed) the Session path on a worker thread.
-    fast = await receive_push_autocommit(state.statement_pool, payload, settings=settings)
+    # PostgreSQL: an autocommit statement on the event loop, with the pushes that arrive with it when
+    # batching is on; else (SQLite, or a payload that cannot be a call and must be recorded as failed)
+    # the Session path on a worker thread.
+    fast = await receive_push_autocommit(
+        state.statement_pool, payload, settings=settings, batcher=state.call_batcher
+    )
     if fast is not None:
         answer = _answer(fast)
     else:

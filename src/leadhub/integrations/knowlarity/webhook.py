@@ -24,6 +24,7 @@ from leadhub.db.fastpath import StatementPool
 from leadhub.db.models import IntakeStatus
 from leadhub.errors import AuthenticationError, NotConfiguredError, ValidationFailed
 from leadhub.integrations import inbox
+from leadhub.integrations.knowlarity.batching import CallBatcher
 from leadhub.integrations.knowlarity.calls import CallIngest, ingest_call, ingest_call_autocommit
 from leadhub.integrations.knowlarity.payloads import CallRecord, PayloadError, parse_push, payload_fingerprint
 from leadhub.leads.intake import Channel
@@ -78,17 +79,32 @@ def read_payload(query: Mapping[str, str], content_type: str | None, body: bytes
 
 
 async def receive_push_autocommit(
-    pool: StatementPool | None, payload: ReadPayload, *, settings: Settings
+    pool: StatementPool | None,
+    payload: ReadPayload,
+    *,
+    settings: Settings,
+    batcher: CallBatcher | None = None,
 ) -> CallIngest | None:
-    """The fast entrance on PostgreSQL: a usable push is one statement in its own transaction. None
-    when the payload cannot be a call (then `receive_push` records it as failed and answers 4xx)."""
+    """The fast entrance on PostgreSQL: a usable push is written in a transaction of its own, or with
+    the pushes that arrive with it when there is a `batcher` (batching.py). None when the payload
+    cannot be a call (then `receive_push` records it as failed and answers 4xx)."""
     if payload.problem is not None or pool is None:
         return None
     try:
         call = parse_push(payload.data)
     except PayloadError:
         return None
+    if batcher is not None:
+        return _logged(call, await batcher.ingest(call))
     return _logged(call, await ingest_call_autocommit(pool, call, **_call_settings(settings)))
+
+
+def make_batcher(pool: StatementPool | None, settings: Settings) -> CallBatcher | None:
+    """The process's batcher on PostgreSQL; None on SQLite or when LEADHUB_KNOWLARITY_BATCH_MAX is 1."""
+    if pool is None or settings.knowlarity_batch_max <= 1:
+        return None
+    return CallBatcher(pool, batch_max=settings.knowlarity_batch_max,
+                       in_flight=settings.knowlarity_batches_in_flight, **_call_settings(settings))  # fmt: skip
 
 
 def receive_push(session: Session, payload: ReadPayload, *, settings: Settings) -> CallIngest:
