@@ -8,8 +8,9 @@ once, alone under light load, so waiting only happens when the database is alrea
 the calls that queued meanwhile share the next commit ("natural" batching, as group commit does).
 
 A request is answered only after its batch committed. A batch is sorted by the caller's phone, then
-the call id, so that concurrent batches (other slots, other processes) lock customers and events in
-the same order and do not deadlock on each other; a deadlock or serialization failure that happens
+the call's start time and id, so that concurrent batches (other slots, other processes) lock
+customers and events in the same order and do not deadlock on each other, and one caller's calls
+are written in the order they happened (a missed call, then the answered call that settles it); a deadlock or serialization failure that happens
 anyway (a lock taken by another writer) sends the whole batch again, up to `RETRIES` times. A batch
 that still fails is sent again call by call, so each request gets its own answer (and its own error).
 """
@@ -21,7 +22,7 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from leadhub.config import LeadPolicy
@@ -44,7 +45,7 @@ RETRY_PAUSE_SECONDS = 0.005  # up to this much (times the attempt), random, befo
 
 @dataclass(slots=True)
 class _Pending:
-    order: tuple[str, str]  # (caller phone, call id): the lock order
+    order: tuple[str, str, str]  # (caller phone, start time in UTC, call id): the lock order
     document: dict[str, Any]
     call: CallRecord
     answer: asyncio.Future[CallIngest] = field(repr=False)
@@ -76,9 +77,9 @@ class CallBatcher:
         """The call's answer, once the transaction that wrote it has committed."""
         document = call_document(call, **self._settings)
         phone = document.get("phone") or document["call"]["customer_phone"] or ""
-        pending = _Pending(
-            (phone, call.call_uuid), document, call, asyncio.get_running_loop().create_future()
-        )
+        started = call.started_at.astimezone(UTC).isoformat() if call.started_at else ""
+        answer = asyncio.get_running_loop().create_future()
+        pending = _Pending((phone, started, call.call_uuid), document, call, answer)
         self._queue.append(pending)
         self._start_batches()
         return await pending.answer
@@ -124,6 +125,7 @@ class CallBatcher:
                             len(batch), type(error).__name__, attempt + 1, RETRIES + 1)  # fmt: skip
                 await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS) * (attempt + 1))
                 continue
+            log.debug("knowlarity batch of %d calls committed", len(batch))
             return [call_result(answer) for answer in answers]
         log.warning("knowlarity batch of %d kept losing races; sending its calls one by one", len(batch))
         return None
