@@ -74,6 +74,13 @@ class CallbackTask(Base):
             sqlite_where=text("status = 'open'"),
         ),
         Index("ix_callback_tasks_customer_id", "customer_id"),
+        # An answered call closes its customer's open tasks (revision 0014).
+        Index(
+            "ix_callback_tasks_open_customer",
+            "customer_id",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
