@@ -84,8 +84,10 @@ class Settings(BaseSettings):
     knowlarity_first_sync_hours: int = Field(default=24, ge=1)  # look-back when there is no checkpoint
     knowlarity_timeout_seconds: float = Field(default=20.0, gt=0)
     # PostgreSQL: pushes arriving together are written in one transaction (knowlarity/batching.py);
-    # at most this many calls per transaction (1: each push its own transaction) ...
-    knowlarity_batch_max: int = Field(default=64, ge=1, le=1000)
+    # at most this many calls per transaction (1: each push its own transaction). Each call is a
+    # subtransaction: above 64, PostgreSQL's per-backend cache of subtransaction ids overflows and
+    # every other session's snapshots get slower, hence the cap ...
+    knowlarity_batch_max: int = Field(default=64, ge=1, le=64)
     # ... and this many such transactions at once per server process
     knowlarity_batches_in_flight: int = Field(default=2, ge=1, le=64)
 
