@@ -110,8 +110,4 @@ def is_conflict(error: BaseException) -> bool:
 def _retryable(error: psycopg.OperationalError) -> bool:
     """A dropped connection, a deadlock or a serialization failure (revision 0012: the same event was
     recorded concurrently): worth one more attempt (the statement is idempotent)."""
-    return (
-        error.sqlstate is None
-        or error.sqlstate.startswith(("08", "57P"))
-        or error.sqlstate in ("40P01", "40001")
-    )
+    return error.sqlstate is None or error.sqlstate.startswith(("08", "57P")) or is_conflict(error)

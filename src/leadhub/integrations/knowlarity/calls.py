@@ -132,6 +132,9 @@ def _ingest_call_server(
     return call_result(session.execute(_INGEST_CALL, {"p": payload}).scalar_one())
 
 
+INGEST_CALL_SQL = "SELECT leadhub_ingest_call(%s::jsonb)"  # one call, its own transaction (fastpath)
+
+
 async def ingest_call_autocommit(
     pool: StatementPool,
     call: CallRecord,
@@ -142,7 +145,7 @@ async def ingest_call_autocommit(
 ) -> CallIngest:
     """PostgreSQL: the call as one statement that is its own transaction (the webhook's path)."""
     payload = call_payload(call, region=region, policy=policy, callback_sla=callback_sla)
-    return call_result(await pool.call_json("SELECT leadhub_ingest_call(%s::jsonb)", payload))
+    return call_result(await pool.call_json(INGEST_CALL_SQL, payload))
 
 
 def call_payload(call: CallRecord, *, region: str, policy: LeadPolicy, callback_sla: timedelta) -> str:
