@@ -100,3 +100,12 @@ def create_index(
             if invalid.first() is not None:
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
         op.execute(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")
+
+
+def drop_index(name: str) -> None:
+    """PostgreSQL: DROP INDEX CONCURRENTLY outside a transaction (waits for readers, blocks no writer)."""
+    if _dialect() != "postgresql":
+        op.execute(f"DROP INDEX IF EXISTS {_q(name)}")
+        return
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")

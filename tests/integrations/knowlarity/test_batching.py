@@ -327,6 +327,6 @@ def test_revision_0014_downgrades_and_upgrades_again(tmp_path: Path) -> None:
             migrate.upgrade(url)
             with engine.connect() as conn:
                 assert conn.execute(text(exists)).scalar_one() == 1
-            assert migrate.current_revision(engine) == migrate.head_revision() == "0014"
+            assert migrate.current_revision(engine) == migrate.head_revision()
         finally:
             engine.dispose()

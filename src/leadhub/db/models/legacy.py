@@ -98,7 +98,12 @@ class Lead(Base):
         Index("idx_leads_master_customer_id", "customer_id"),
         Index("ix_leads_master_assigned_to_id", "assigned_to", "id"),
         Index("ix_leads_master_branch_id_id", "branch_id", "id"),
-        Index("ix_leads_master_next_followup_at", "next_followup_at"),
+        Index(  # revision 0015: only leads that have a follow-up
+            "ix_leads_master_followup_set",
+            "next_followup_at",
+            postgresql_where=text("next_followup_at IS NOT NULL"),
+            sqlite_where=text("next_followup_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = _pk()
