@@ -144,6 +144,51 @@ def test_killed_at_random_points_then_finished_equals_a_clean_run(tmp_path: Path
             killed.dispose()
 
 
+def test_a_run_stopped_between_a_batch_s_leads_and_its_registration_ends_as_a_clean_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL a batch's leads commit first and its legacy external ids (with the run's cursor)
+    # in a second transaction: a run stopped in between must register them when it resumes.
+    real, calls = pg_leads.LeadsPhase.register, 0
+
+    def stops_at_the_fifth(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("stopped before registering")
+        return real(self, session, batch)
+
+    with fresh_database(tmp_path) as clean_url, fresh_database(tmp_path) as stopped_url:
+        clean = _legacy(clean_url, 2000, guide=False)
+        stopped = _legacy(stopped_url, 2000, guide=False)
+        try:
+            run_backfill(clean, batch_size=100)
+            monkeypatch.setattr(pg_leads.LeadsPhase, "register", stops_at_the_fifth)
+            with pytest.raises(RuntimeError, match="stopped before registering"):
+                run_backfill(stopped, batch_size=100)
+            with stopped.connect() as conn:
+                cursor = int(conn.execute(text("SELECT cursor FROM backfill_runs")).scalar_one())
+                fourth_end = conn.execute(
+                    text("SELECT id FROM leads_master ORDER BY id OFFSET 399 LIMIT 1")
+                ).scalar_one()
+                written = conn.execute(text(
+                    "SELECT count(*) FROM leads_master WHERE id > :c AND enquired_at IS NOT NULL"), {"c": cursor}
+                ).scalar_one()  # fmt: skip
+                unregistered = conn.execute(text(
+                    "SELECT count(*) FROM leads_master l WHERE l.id > :c AND l.customer_id IS NOT NULL "
+                    "AND l.external_lead_id <> '' AND NOT EXISTS (SELECT 1 FROM intake_events e WHERE e.lead_id = l.id)"
+                ), {"c": cursor}).scalar_one()  # fmt: skip
+            assert cursor == fourth_end and written >= 100 and unregistered > 0
+            monkeypatch.undo()
+            report = run_backfill(stopped, batch_size=100)
+            assert report.resumed and report.external_ids_registered >= unregistered
+            assert _end_state(stopped) == _end_state(clean)
+            assert verify(stopped).ok
+        finally:
+            clean.dispose()
+            stopped.dispose()
+
+
 def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_s_end_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,13 +10,16 @@ Per keyset batch of leads, one transaction:
    (earliest enquiry, earliest real name and city among the batch's leads); the link looked up
    once; one UPDATE per lead setting its phone, legacy string, customer and enquiry time together
    (guarded: a row a live writer changed since it was read is skipped), its undo log row in the
-   same statement; legacy external ids registered.
+   same statement.
 3. Customers that already existed and that the batch touched get their attributes recomputed from
    all their leads the backfill has reached (Python reads them, the same rule as ever), written only
    when they change, guarded against a concurrent writer (the batch is retried if one won).
+4. Once the batch has committed, a third connection registers its legacy external ids in the inbox
+   and moves the run's cursor past it, in a transaction of its own, while the next batch is written.
 
-Batches are sized by time (TARGET_TRANSACTION_S per transaction) unless a size is given. The
-run's cursor commits with each batch, so a killed run resumes where it stopped.
+Batches are sized by time (the target the caller gives per transaction) unless a size is given. The
+cursor only passes leads that are written and registered, so a killed run resumes where it stopped:
+a batch written but not yet registered is read again, finds nothing to change, and is registered.
 """
 
 from __future__ import annotations
@@ -52,14 +55,11 @@ _STAGING = """
 SET LOCAL jit = off;
 CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
   id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, e164 text,
-  enq timestamptz, name text, city text, source text, external_id text, received timestamptz
+  enq timestamptz, name text, city text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS backfill_batch_new (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
 """
-_COPY = (
-    "COPY backfill_batch (id, old_phone, old_cid, old_enq, raw, phone, e164, enq, name, city, source, "
-    "external_id, received) FROM STDIN"
-)
+_COPY = "COPY backfill_batch (id, old_phone, old_cid, old_enq, raw, phone, e164, enq, name, city) FROM STDIN"
 # Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
 # the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
 # oldest first gives them.
@@ -78,8 +78,8 @@ INSERT INTO backfill_batch_new SELECT id FROM made
 # The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
 # per lead: a join could hash all of customers on every batch), each changed lead updated once
 # (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
-# read) with its undo log row, and the legacy external ids registered. Returns per updated lead its
-# new and old customer, then one row: how many leads needed a change, ids registered, customers linked.
+# read) with its undo log row. Returns per updated lead its new and old customer, then one row: how
+# many leads needed a change, customers linked.
 WRITE_LEADS = """
 WITH linked AS (
   SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
@@ -98,17 +98,31 @@ WITH linked AS (
   INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id)
   SELECT id, :run, old_cid FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
   ON CONFLICT (lead_id) DO NOTHING
-), registered AS (
+)
+SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint[] FROM updated
+UNION ALL
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
+"""
+# The legacy external ids of a committed batch, registered in the inbox from what the batch wrote (each
+# lead's customer as committed), and the run's cursor moved past the batch in the same transaction.
+# A second connection runs this while the next batch's leads are written: on the 2-core machine the
+# inbox rows and their foreign-key checks were a fifth of the lead statement's time.
+REGISTER = """
+WITH registered AS (
   INSERT INTO intake_events (source, external_id, status, outcome, lead_id, customer_id, attempts, received_at,
                              processed_at)
-  SELECT source, external_id, 'processed', 'legacy', id, cid, 0, received, :stamp FROM linked
-  WHERE cid IS NOT NULL AND source IS NOT NULL ORDER BY id
+  SELECT ch.source, l.external_lead_id, 'processed', 'legacy', l.id, l.customer_id, 0,
+         coalesce(l.created_at, :stamp), :stamp
+  FROM leads_master l
+  JOIN unnest(CAST(:sources AS bigint[]), CAST(:channels AS text[])) AS ch(source_id, source)
+    ON ch.source_id = l.source_id
+  WHERE l.id > :after AND l.id <= :last AND l.customer_id IS NOT NULL AND l.external_lead_id <> ''
+  ORDER BY l.id
   ON CONFLICT (source, external_id) DO NOTHING RETURNING 1
+), moved AS (
+  UPDATE backfill_runs SET cursor = :last WHERE id = :run AND coalesce(cursor::bigint, 0) < :last
 )
-SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint, NULL::bigint[] FROM updated
-UNION ALL
-SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT count(*) FROM registered),
-       (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
+SELECT count(*) FROM registered
 """
 # Customers that existed before this batch and that it links leads to (or moved leads away from),
 # locked in id order before their leads are read: a batch written beside this one that touches the
@@ -183,8 +197,8 @@ class LeadsPhase:
             cursor = raw.cursor()
             cursor.execute(
                 "SELECT id, phone_number_normalized, phone_number_legacy, customer_id, enquired_at, full_name, "
-                "raw_customer_location, raw_payload->>'start_time', raw_payload->>'created_time', created_at, "
-                "source_id, external_lead_id FROM leads_master WHERE id > %s ORDER BY id LIMIT %s",
+                "raw_customer_location, raw_payload->>'start_time', raw_payload->>'created_time', created_at "
+                "FROM leads_master WHERE id > %s ORDER BY id LIMIT %s",
                 (after, size),
             )
             fetched = cursor.fetchall()
@@ -194,9 +208,8 @@ class LeadsPhase:
         stamp = now()
         rows: list[str] = []
         unlinked: dict[str, int] = {}
-        channels, phone_of, name_of, city_of = self.channels, self.phone, self.name, self.city
-        for (lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at, source_id,
-             external_id) in fetched:  # fmt: skip
+        phone_of, name_of, city_of = self.phone, self.name, self.city
+        for lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at in fetched:
             raw = legacy if legacy is not None else phone
             e164, reason = phone_of(raw)
             if e164 is None:
@@ -208,13 +221,11 @@ class LeadsPhase:
                 or created_at
                 or stamp
             )
-            channel = channels.get(source_id) if external_id else None
             rows.append(
                 f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
                 f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(raw)}\t{_text(e164 or raw)}\t"
                 f"{_NULL if e164 is None else e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t"
-                f"{_text(city_of(location))}\t{channel or _NULL}\t{_text(external_id) if channel else _NULL}\t"
-                f"{(created_at or stamp).isoformat()}"
+                f"{_text(city_of(location))}"
             )
         rows.append("")
         return Prepared(after=after, last=int(fetched[-1][0]), rows=len(fetched), data="\n".join(rows),
@@ -231,10 +242,10 @@ class LeadsPhase:
         created = session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).rowcount  # type: ignore[attr-defined]
         result = session.execute(
             text(WRITE_LEADS),
-            {"after": batch.after, "last": batch.last, "run": self.run_id, "stamp": batch.stamp},
+            {"after": batch.after, "last": batch.last, "run": self.run_id},
         ).all()
         updated = [(lead_id, new, old) for lead_id, new, old, *_ in result if lead_id is not None]
-        changes, registered, linked = next(tuple(r[3:]) for r in result if r[0] is None)
+        changes, linked = next(tuple(r[3:]) for r in result if r[0] is None)
         linked = linked or []
         moved = {old for _, new, old in updated if old is not None and old != new}
         touched = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved.union(linked))}).scalars())
@@ -246,9 +257,16 @@ class LeadsPhase:
             "leads_changed": len(updated),
             "leads_skipped_concurrent": changes - len(updated),
             "leads_linked": sum(1 for _, new, _old in updated if new is not None),
-            "external_ids_registered": int(registered),
             "customers_attributes_set": attributes,
         }
+
+    def register(self, session: Session, batch: Prepared) -> int:
+        """The batch's legacy external ids, once its leads are committed; moves the run's cursor past it."""
+        sources = sorted(self.channels)
+        return int(session.execute(text(REGISTER), {
+            "after": batch.after, "last": batch.last, "run": self.run_id, "stamp": now(), "sources": sources,
+            "channels": [self.channels[s] for s in sources],
+        }).scalar_one())  # fmt: skip
 
     def _attributes(self, session: Session, touched: list[int], stamp: datetime) -> int:
         if not touched:
@@ -345,43 +363,50 @@ def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size
 
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    committed = after  # every lead up to here is done: what a batch may save as the run's cursor
+    def write(batch: Prepared) -> tuple[dict[str, Any], float]:
+        return with_retries(engine, lambda session: phase.apply(session, batch))
 
-    def write(batch: Prepared, cursor: int) -> tuple[dict[str, Any], float]:
-        def work(session: Session) -> dict[str, Any]:
-            stats = phase.apply(session, batch)
-            session.execute(
-                text(
-                    "UPDATE backfill_runs SET cursor = :c WHERE id = :r AND coalesce(cursor::bigint, 0) < :c"
-                ),
-                {"c": cursor, "r": phase.run_id},
-            )
-            return stats
-
-        return with_retries(engine, work)
+    def register(batch: Prepared, previous: Future[tuple[int, float]] | None) -> tuple[int, float]:
+        # Batches are written and then registered in key order, so when this one's registration
+        # commits every lead up to its end is written and registered: its end is the run's cursor.
+        # Not after a registration that failed: the cursor would pass leads left unregistered.
+        if previous is not None:
+            previous.result()
+        return with_retries(engine, lambda session: phase.register(session, batch))
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-register") as registrar,
     ):
         ahead: Future[Prepared | None] | None = reader.submit(phase.prepare, after, size)
         flight: deque[tuple[Prepared, Future[tuple[dict[str, Any], float]]]] = deque()
+        filing: deque[tuple[Prepared, dict[str, Any], float, Future[tuple[int, float]]]] = deque()
+
+        def report(*, wait: bool) -> None:
+            while filing and (wait or filing[0][3].done()):
+                done, stats, seconds, future = filing.popleft()
+                registered, register_s = future.result()
+                on_batch(
+                    done.rows, max(seconds, register_s), {**stats, "external_ids_registered": registered}
+                )
+
         while ahead is not None or flight:
             batch = ahead.result() if ahead is not None and len(flight) < workers else None
             if batch is not None:
                 ahead = reader.submit(phase.prepare, batch.last, size)
-                # Alone, a batch saves its own end; beside others, the end of the last batch known committed.
-                flight.append(
-                    (batch, writers.submit(write, batch, batch.last if workers == 1 else committed))
-                )
+                flight.append((batch, writers.submit(write, batch)))
                 continue
             if ahead is not None and len(flight) < workers:
                 ahead = None  # the table is read to its end
                 continue
             done, future = flight.popleft()
             stats, seconds = future.result()
-            committed = done.last
-            on_batch(done.rows, seconds, stats)
+            filing.append(
+                (done, stats, seconds, registrar.submit(register, done, filing[-1][3] if filing else None))
+            )
+            report(wait=False)
             if batch_size is None:
                 per_row = max(seconds, 1e-3) / done.rows
                 size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
+        report(wait=True)
