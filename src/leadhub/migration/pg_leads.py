@@ -11,11 +11,11 @@ Per keyset batch of leads, one transaction:
    once; one UPDATE per lead setting its phone, legacy string, customer and enquiry time together
    (guarded: a row a live writer changed since it was read is skipped), its undo log row in the
    same statement.
-3. Customers that already existed and that the batch touched get their attributes recomputed from
-   all their leads the backfill has reached (Python reads them, the same rule as ever), written only
-   when they change, guarded against a concurrent writer (the batch is retried if one won).
-4. Once the batch has committed, a third connection registers its legacy external ids in the inbox
-   and moves the run's cursor past it, in a transaction of its own, while the next batch is written.
+3. Once the batch has committed, a follow-up transaction on another connection, while the next
+   batch is written: customers that already existed and that the batch touched get their attributes
+   recomputed from all their leads the backfill has reached (Python reads them, the same rule as
+   ever), written only when they change, guarded against a concurrent writer (retried if one won);
+   the batch's legacy external ids are registered in the inbox; the run's cursor moves past it.
 
 Batches are sized by time (the target the caller gives per transaction) unless a size is given. The
 cursor only passes leads that are written and registered, so a killed run resumes where it stopped:
@@ -79,7 +79,7 @@ INSERT INTO backfill_batch_new SELECT id FROM made
 # per lead: a join could hash all of customers on every batch), each changed lead updated once
 # (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
 # read) with its undo log row. Returns per updated lead its new and old customer, then one row: how
-# many leads needed a change, customers linked.
+# many leads needed a change, and the customers that existed before the batch and that it linked.
 WRITE_LEADS = """
 WITH linked AS (
   SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
@@ -101,7 +101,9 @@ WITH linked AS (
 )
 SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint[] FROM updated
 UNION ALL
-SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed),
+       (SELECT array_agg(DISTINCT cid) FROM linked
+        WHERE cid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = linked.cid))
 """
 # The legacy external ids of a committed batch, registered in the inbox from what the batch wrote (each
 # lead's customer as committed), and the run's cursor moved past the batch in the same transaction.
@@ -124,14 +126,11 @@ WITH registered AS (
 )
 SELECT count(*) FROM registered
 """
-# Customers that existed before this batch and that it links leads to (or moved leads away from),
-# locked in id order before their leads are read: a batch written beside this one that touches the
-# same customer waits, then reads this one's leads too. NO KEY UPDATE does not block foreign-key checks.
+# Customers that existed before a committed batch and that it linked leads to (or moved leads away
+# from), locked in id order before their leads are read. NO KEY UPDATE does not block the next batch's
+# foreign-key checks, so the next batch's leads are written meanwhile.
 LOCK_TOUCHED = """
-SELECT c.id FROM customers c
-WHERE c.id = ANY(CAST(:ids AS bigint[]))
-  AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = c.id)
-ORDER BY c.id FOR NO KEY UPDATE OF c
+SELECT c.id FROM customers c WHERE c.id = ANY(CAST(:ids AS bigint[])) ORDER BY c.id FOR NO KEY UPDATE OF c
 """
 # Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
@@ -233,7 +232,9 @@ class LeadsPhase:
 
     # --- apply (one transaction) ---------------------------------------------------------------------
 
-    def apply(self, session: Session, batch: Prepared) -> dict[str, Any]:
+    def apply(self, session: Session, batch: Prepared) -> tuple[dict[str, Any], list[int]]:
+        """The batch's customers and leads; returns the counts and the customers whose attributes
+        `follow_up` recomputes once this has committed."""
         raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
         with raw.cursor() as cursor:
             cursor.execute(_STAGING)
@@ -248,25 +249,27 @@ class LeadsPhase:
         changes, linked = next(tuple(r[3:]) for r in result if r[0] is None)
         linked = linked or []
         moved = {old for _, new, old in updated if old is not None and old != new}
-        touched = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved.union(linked))}).scalars())
-        attributes = self._attributes(session, touched, batch.stamp)
-        return {
+        stats = {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
             "customers_created": int(created),
             "leads_changed": len(updated),
             "leads_skipped_concurrent": changes - len(updated),
             "leads_linked": sum(1 for _, new, _old in updated if new is not None),
-            "customers_attributes_set": attributes,
         }
+        return stats, sorted(moved.union(linked))
 
-    def register(self, session: Session, batch: Prepared) -> int:
-        """The batch's legacy external ids, once its leads are committed; moves the run's cursor past it."""
+    def follow_up(self, session: Session, batch: Prepared, touched: list[int]) -> dict[str, int]:
+        """Once the batch has committed: the attributes of the existing customers it touched, recomputed
+        from their committed leads; its legacy external ids registered; the run's cursor moved past it."""
+        locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
+        attributes = self._attributes(session, locked, batch.stamp)
         sources = sorted(self.channels)
-        return int(session.execute(text(REGISTER), {
+        registered = session.execute(text(REGISTER), {
             "after": batch.after, "last": batch.last, "run": self.run_id, "stamp": now(), "sources": sources,
             "channels": [self.channels[s] for s in sources],
-        }).scalar_one())  # fmt: skip
+        }).scalar_one()  # fmt: skip
+        return {"customers_attributes_set": attributes, "external_ids_registered": int(registered)}
 
     def _attributes(self, session: Session, touched: list[int], stamp: datetime) -> int:
         if not touched:
@@ -363,33 +366,34 @@ def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size
 
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    def write(batch: Prepared) -> tuple[dict[str, Any], float]:
+    Written = tuple[tuple[dict[str, Any], list[int]], float]
+    Followed = tuple[dict[str, int], float]
+
+    def write(batch: Prepared) -> Written:
         return with_retries(engine, lambda session: phase.apply(session, batch))
 
-    def register(batch: Prepared, previous: Future[tuple[int, float]] | None) -> tuple[int, float]:
-        # Batches are written and then registered in key order, so when this one's registration
-        # commits every lead up to its end is written and registered: its end is the run's cursor.
-        # Not after a registration that failed: the cursor would pass leads left unregistered.
+    def follow_up(batch: Prepared, touched: list[int], previous: Future[Followed] | None) -> Followed:
+        # Batches are written, then followed up, in key order: when this one's follow-up commits, every
+        # lead up to its end is written and registered, so its end is the run's cursor. Not after a
+        # follow-up that failed: the cursor would pass leads left unregistered.
         if previous is not None:
             previous.result()
-        return with_retries(engine, lambda session: phase.register(session, batch))
+        return with_retries(engine, lambda session: phase.follow_up(session, batch, touched))
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-register") as registrar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-follow-up") as follower,
     ):
         ahead: Future[Prepared | None] | None = reader.submit(phase.prepare, after, size)
-        flight: deque[tuple[Prepared, Future[tuple[dict[str, Any], float]]]] = deque()
-        filing: deque[tuple[Prepared, dict[str, Any], float, Future[tuple[int, float]]]] = deque()
+        flight: deque[tuple[Prepared, Future[Written]]] = deque()
+        filing: deque[tuple[Prepared, dict[str, Any], float, Future[Followed]]] = deque()
 
         def report(*, wait: bool) -> None:
             while filing and (wait or filing[0][3].done()):
                 done, stats, seconds, future = filing.popleft()
-                registered, register_s = future.result()
-                on_batch(
-                    done.rows, max(seconds, register_s), {**stats, "external_ids_registered": registered}
-                )
+                more, follow_s = future.result()
+                on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
 
         while ahead is not None or flight:
             batch = ahead.result() if ahead is not None and len(flight) < workers else None
@@ -401,10 +405,9 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
                 ahead = None  # the table is read to its end
                 continue
             done, future = flight.popleft()
-            stats, seconds = future.result()
-            filing.append(
-                (done, stats, seconds, registrar.submit(register, done, filing[-1][3] if filing else None))
-            )
+            (stats, touched), seconds = future.result()
+            previous = filing[-1][3] if filing else None
+            filing.append((done, stats, seconds, follower.submit(follow_up, done, touched, previous)))
             report(wait=False)
             if batch_size is None:
                 per_row = max(seconds, 1e-3) / done.rows
