@@ -262,6 +262,7 @@ class LeadsPhase:
     def follow_up(self, session: Session, batch: Prepared, touched: list[int]) -> dict[str, int]:
         """Once the batch has committed: the attributes of the existing customers it touched, recomputed
         from their committed leads; its legacy external ids registered; the run's cursor moved past it."""
+        session.execute(text("SET LOCAL jit = off"))  # see _STAGING
         locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
         attributes = self._attributes(session, locked, batch.stamp)
         sources = sorted(self.channels)
