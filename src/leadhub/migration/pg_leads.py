@@ -57,29 +57,25 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
   id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, e164 text,
   enq timestamptz, name text, city text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS backfill_batch_new (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
 """
 _COPY = "COPY backfill_batch (id, old_phone, old_cid, old_enq, raw, phone, e164, enq, name, city) FROM STDIN"
 # Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
 # the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
 # oldest first gives them.
 INSERT_CUSTOMERS = """
-WITH made AS (
-  INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
-  SELECT e164, 'backfill',
-         (array_agg(name ORDER BY enq, id) FILTER (WHERE name IS NOT NULL))[1],
-         (array_agg(city ORDER BY enq, id) FILTER (WHERE city IS NOT NULL))[1],
-         min(enq), :stamp
-  FROM backfill_batch WHERE e164 IS NOT NULL GROUP BY e164 ORDER BY e164 COLLATE "C"
-  ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id
-)
-INSERT INTO backfill_batch_new SELECT id FROM made
+INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
+SELECT e164, 'backfill',
+       (array_agg(name ORDER BY enq, id) FILTER (WHERE name IS NOT NULL))[1],
+       (array_agg(city ORDER BY enq, id) FILTER (WHERE city IS NOT NULL))[1],
+       min(enq), :stamp
+FROM backfill_batch WHERE e164 IS NOT NULL GROUP BY e164 ORDER BY e164 COLLATE "C"
+ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id
 """
 # The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
 # per lead: a join could hash all of customers on every batch), each changed lead updated once
 # (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
 # read) with its undo log row. Returns per updated lead its new and old customer, then one row: how
-# many leads needed a change, and the customers that existed before the batch and that it linked.
+# many leads needed a change, and the customers it linked.
 WRITE_LEADS = """
 WITH linked AS (
   SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
@@ -101,9 +97,7 @@ WITH linked AS (
 )
 SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint[] FROM updated
 UNION ALL
-SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed),
-       (SELECT array_agg(DISTINCT cid) FROM linked
-        WHERE cid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM backfill_batch_new n WHERE n.id = linked.cid))
+SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
 """
 # The legacy external ids of a committed batch, registered in the inbox from what the batch wrote (each
 # lead's customer as committed), and the run's cursor moved past the batch in the same transaction.
@@ -232,15 +226,25 @@ class LeadsPhase:
 
     # --- apply (one transaction) ---------------------------------------------------------------------
 
-    def apply(self, session: Session, batch: Prepared) -> tuple[dict[str, Any], list[int]]:
-        """The batch's customers and leads; returns the counts and the customers whose attributes
-        `follow_up` recomputes once this has committed."""
+    def _stage(self, session: Session, batch: Prepared) -> None:
         raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
         with raw.cursor() as cursor:
             cursor.execute(_STAGING)
             with cursor.copy(_COPY) as copy:
                 copy.write(batch.data)
-        created = session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).rowcount  # type: ignore[attr-defined]
+
+    def create(self, session: Session, batch: Prepared) -> list[int]:
+        """The customers for the batch's new phones, committed before its leads are written (the
+        previous batch's leads are being written meanwhile). Returns their ids."""
+        self._stage(session, batch)
+        return list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
+
+    def apply(
+        self, session: Session, batch: Prepared, created: list[int]
+    ) -> tuple[dict[str, Any], list[int]]:
+        """The batch's leads, linked to their customers; returns the counts and the customers, made
+        before this batch, whose attributes `follow_up` recomputes once this has committed."""
+        self._stage(session, batch)
         result = session.execute(
             text(WRITE_LEADS),
             {"after": batch.after, "last": batch.last, "run": self.run_id},
@@ -252,12 +256,12 @@ class LeadsPhase:
         stats = {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
-            "customers_created": int(created),
+            "customers_created": len(created),
             "leads_changed": len(updated),
             "leads_skipped_concurrent": changes - len(updated),
             "leads_linked": sum(1 for _, new, _old in updated if new is not None),
         }
-        return stats, sorted(moved.union(linked))
+        return stats, sorted(moved.union(linked).difference(created))
 
     def follow_up(self, session: Session, batch: Prepared, touched: list[int]) -> dict[str, int]:
         """Once the batch has committed: the attributes of the existing customers it touched, recomputed
@@ -370,8 +374,12 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
     Written = tuple[tuple[dict[str, Any], list[int]], float]
     Followed = tuple[dict[str, int], float]
 
-    def write(batch: Prepared) -> Written:
-        return with_retries(engine, lambda session: phase.apply(session, batch))
+    def create(batch: Prepared) -> tuple[list[int], float]:
+        return with_retries(engine, lambda session: phase.create(session, batch))
+
+    def write(batch: Prepared, creation: Future[tuple[list[int], float]]) -> Written:
+        created, _ = creation.result()
+        return with_retries(engine, lambda session: phase.apply(session, batch, created))
 
     def follow_up(batch: Prepared, touched: list[int], previous: Future[Followed] | None) -> Followed:
         # Batches are written, then followed up, in key order: when this one's follow-up commits, every
@@ -383,6 +391,7 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-create") as creator,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-follow-up") as follower,
     ):
@@ -396,13 +405,14 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
                 more, follow_s = future.result()
                 on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
 
+        # One batch more than there are writers: its customers are made while the writers write.
         while ahead is not None or flight:
-            batch = ahead.result() if ahead is not None and len(flight) < workers else None
+            batch = ahead.result() if ahead is not None and len(flight) <= workers else None
             if batch is not None:
                 ahead = reader.submit(phase.prepare, batch.last, size)
-                flight.append((batch, writers.submit(write, batch)))
+                flight.append((batch, writers.submit(write, batch, creator.submit(create, batch))))
                 continue
-            if ahead is not None and len(flight) < workers:
+            if ahead is not None and len(flight) <= workers:
                 ahead = None  # the table is read to its end
                 continue
             done, future = flight.popleft()
