@@ -54,38 +54,40 @@ _CACHE_LIMIT = 200_000  # entries per string cache; cleared when full, so memory
 _STAGING = """
 SET LOCAL jit = off;
 CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
-  id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, e164 text,
-  enq timestamptz, name text, city text
+  id bigint, e164 text, enq timestamptz, name text, city text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS backfill_changes (
+  id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, cid bigint, enq timestamptz
 ) ON COMMIT DELETE ROWS;
 """
-_COPY = "COPY backfill_batch (id, old_phone, old_cid, old_enq, raw, phone, e164, enq, name, city) FROM STDIN"
+_COPY_BATCH = "COPY backfill_batch (id, e164, enq, name, city) FROM STDIN"
+_COPY_CHANGES = "COPY backfill_changes (id, old_phone, old_cid, old_enq, raw, phone, cid, enq) FROM STDIN"
 # Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
 # the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
-# oldest first gives them.
+# oldest first gives them. The batch holds its leads that have a phone.
 INSERT_CUSTOMERS = """
 INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
 SELECT e164, 'backfill',
        (array_agg(name ORDER BY enq, id) FILTER (WHERE name IS NOT NULL))[1],
        (array_agg(city ORDER BY enq, id) FILTER (WHERE city IS NOT NULL))[1],
        min(enq), :stamp
-FROM backfill_batch WHERE e164 IS NOT NULL GROUP BY e164 ORDER BY e164 COLLATE "C"
+FROM backfill_batch GROUP BY e164 ORDER BY e164 COLLATE "C"
 ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id
 """
-# The rest of the batch's writes, in one statement: each lead's customer looked up (one index probe
-# per lead: a join could hash all of customers on every batch), each changed lead updated once
-# (phone, legacy string, customer, enquiry time; skipped if a live writer changed it since it was
-# read) with its undo log row. Returns per updated lead its new and old customer, then one row: how
-# many leads needed a change, and the customers it linked.
+# Each of the batch's phones with its customer: one index probe per phone (a join could hash all of
+# customers on every batch).
+CUSTOMER_OF = """
+SELECT p.e164, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = p.e164)
+FROM (SELECT DISTINCT e164 FROM backfill_batch) AS p
+"""
+# The leads that need a change, each updated once (phone, legacy string, customer, enquiry time;
+# skipped if a live writer changed it since it was read), with its undo log row. Returns how many were
+# updated, how many of those are linked, and the customers that updated leads moved away from.
 WRITE_LEADS = """
-WITH linked AS (
-  SELECT b.*, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = b.e164) AS cid
-  FROM backfill_batch b
-), changed AS (
-  SELECT * FROM linked WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (phone, cid, enq)
-), updated AS (
+WITH updated AS (
   UPDATE leads_master l
   SET phone_number_normalized = b.phone, phone_number_legacy = b.raw, customer_id = b.cid, enquired_at = b.enq
-  FROM changed b
+  FROM backfill_changes b
   WHERE l.id = b.id AND l.id > :after AND l.id <= :last
     AND l.phone_number_normalized IS NOT DISTINCT FROM b.old_phone
     AND l.customer_id IS NOT DISTINCT FROM b.old_cid AND l.enquired_at IS NOT DISTINCT FROM b.old_enq
@@ -95,9 +97,9 @@ WITH linked AS (
   SELECT id, :run, old_cid FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
   ON CONFLICT (lead_id) DO NOTHING
 )
-SELECT id, customer_id, old_cid, NULL::bigint, NULL::bigint[] FROM updated
-UNION ALL
-SELECT NULL, NULL, NULL, (SELECT count(*) FROM changed), (SELECT array_agg(DISTINCT cid) FROM linked WHERE cid IS NOT NULL)
+SELECT count(*), count(customer_id),
+       array_agg(DISTINCT old_cid) FILTER (WHERE old_cid IS NOT NULL AND old_cid IS DISTINCT FROM customer_id)
+FROM updated
 """
 # The legacy external ids of a committed batch, registered in the inbox from what the batch wrote (each
 # lead's customer as committed), and the run's cursor moved past the batch in the same transaction.
@@ -151,9 +153,22 @@ class Prepared:
     after: int
     last: int
     rows: int
-    data: str  # the rows in COPY text format
+    data: str  # the leads that have a phone, for INSERT_CUSTOMERS, in COPY text format
+    # Per lead: its phone (E.164 or None), whether its stored phone and enquiry time already are what
+    # the backfill writes, its customer before, and its backfill_changes row around the new customer.
+    leads: list[tuple[str | None, bool, int | None, str, str]]
     stamp: datetime
     unlinked: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Linked:
+    """A batch's customers, made and committed, and its leads' changes worked out."""
+
+    created: list[int]  # customers this batch made
+    linked: set[int]  # the customer of every lead that has one
+    changes: int  # leads that need a change
+    data: str  # those leads, in COPY text format
 
 
 class _Cache:
@@ -200,68 +215,79 @@ class LeadsPhase:
             return None
         stamp = now()
         rows: list[str] = []
+        leads: list[tuple[str | None, bool, int | None, str, str]] = []
         unlinked: dict[str, int] = {}
         phone_of, name_of, city_of = self.phone, self.name, self.city
         for lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at in fetched:
             raw = legacy if legacy is not None else phone
             e164, reason = phone_of(raw)
-            if e164 is None:
-                key = reason or "empty"
-                unlinked[key] = unlinked.get(key, 0) + 1
             enq = (
                 enquired
                 or provider_time({"start_time": start, "created_time": created_time})
                 or created_at
                 or stamp
             )
-            rows.append(
+            if e164 is None:
+                key = reason or "empty"
+                unlinked[key] = unlinked.get(key, 0) + 1
+            else:
+                rows.append(
+                    f"{lead_id}\t{e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t{_text(city_of(location))}"
+                )
+            new_phone = e164 or raw
+            leads.append((
+                e164, phone == new_phone and enquired is not None, cid,
                 f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
-                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(raw)}\t{_text(e164 or raw)}\t"
-                f"{_NULL if e164 is None else e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t"
-                f"{_text(city_of(location))}"
-            )
+                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(raw)}\t{_text(new_phone)}\t",
+                f"\t{enq.isoformat()}",
+            ))  # fmt: skip
         rows.append("")
         return Prepared(after=after, last=int(fetched[-1][0]), rows=len(fetched), data="\n".join(rows),
-                        stamp=stamp, unlinked=unlinked)  # fmt: skip
+                        leads=leads, stamp=stamp, unlinked=unlinked)  # fmt: skip
 
     # --- apply (one transaction) ---------------------------------------------------------------------
 
-    def _stage(self, session: Session, batch: Prepared) -> None:
+    @staticmethod
+    def _copy(session: Session, sql: str, data: str) -> None:
         raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
         with raw.cursor() as cursor:
             cursor.execute(_STAGING)
-            with cursor.copy(_COPY) as copy:
-                copy.write(batch.data)
+            with cursor.copy(sql) as copy:
+                copy.write(data)
 
-    def create(self, session: Session, batch: Prepared) -> list[int]:
+    def create(self, session: Session, batch: Prepared) -> Linked:
         """The customers for the batch's new phones, committed before its leads are written (the
-        previous batch's leads are being written meanwhile). Returns their ids."""
-        self._stage(session, batch)
-        return list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
+        previous batch's leads are being written meanwhile), and the leads that need a change."""
+        self._copy(session, _COPY_BATCH, batch.data)
+        created = list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
+        customer_of: dict[str, int] = {e164: cid for e164, cid in session.execute(text(CUSTOMER_OF))}
+        rows: list[str] = []
+        for e164, phone_and_time_done, old_cid, head, tail in batch.leads:
+            cid = customer_of.get(e164) if e164 is not None else None
+            if not phone_and_time_done or cid != old_cid:
+                rows.append(f"{head}{_NULL if cid is None else cid}{tail}")
+        rows.append("")
+        return Linked(created=created, linked=set(customer_of.values()), changes=len(rows) - 1,
+                      data="\n".join(rows))  # fmt: skip
 
-    def apply(
-        self, session: Session, batch: Prepared, created: list[int]
-    ) -> tuple[dict[str, Any], list[int]]:
+    def apply(self, session: Session, batch: Prepared, linked: Linked) -> tuple[dict[str, Any], list[int]]:
         """The batch's leads, linked to their customers; returns the counts and the customers, made
         before this batch, whose attributes `follow_up` recomputes once this has committed."""
-        self._stage(session, batch)
-        result = session.execute(
-            text(WRITE_LEADS),
-            {"after": batch.after, "last": batch.last, "run": self.run_id},
-        ).all()
-        updated = [(lead_id, new, old) for lead_id, new, old, *_ in result if lead_id is not None]
-        changes, linked = next(tuple(r[3:]) for r in result if r[0] is None)
-        linked = linked or []
-        moved = {old for _, new, old in updated if old is not None and old != new}
+        updated, with_customer, moved = 0, 0, []
+        if linked.changes:
+            self._copy(session, _COPY_CHANGES, linked.data)
+            updated, with_customer, moved = session.execute(
+                text(WRITE_LEADS), {"after": batch.after, "last": batch.last, "run": self.run_id}
+            ).one()
         stats = {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
-            "customers_created": len(created),
-            "leads_changed": len(updated),
-            "leads_skipped_concurrent": changes - len(updated),
-            "leads_linked": sum(1 for _, new, _old in updated if new is not None),
+            "customers_created": len(linked.created),
+            "leads_changed": updated,
+            "leads_skipped_concurrent": linked.changes - updated,
+            "leads_linked": with_customer,
         }
-        return stats, sorted(moved.union(linked).difference(created))
+        return stats, sorted(linked.linked.union(moved or ()).difference(linked.created))
 
     def follow_up(self, session: Session, batch: Prepared, touched: list[int]) -> dict[str, int]:
         """Once the batch has committed: the attributes of the existing customers it touched, recomputed
@@ -374,12 +400,12 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
     Written = tuple[tuple[dict[str, Any], list[int]], float]
     Followed = tuple[dict[str, int], float]
 
-    def create(batch: Prepared) -> tuple[list[int], float]:
+    def create(batch: Prepared) -> tuple[Linked, float]:
         return with_retries(engine, lambda session: phase.create(session, batch))
 
-    def write(batch: Prepared, creation: Future[tuple[list[int], float]]) -> Written:
-        created, _ = creation.result()
-        return with_retries(engine, lambda session: phase.apply(session, batch, created))
+    def write(batch: Prepared, creation: Future[tuple[Linked, float]]) -> Written:
+        linked, _ = creation.result()
+        return with_retries(engine, lambda session: phase.apply(session, batch, linked))
 
     def follow_up(batch: Prepared, touched: list[int], previous: Future[Followed] | None) -> Followed:
         # Batches are written, then followed up, in key order: when this one's follow-up commits, every
