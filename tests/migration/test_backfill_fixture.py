@@ -149,23 +149,21 @@ def test_a_run_stopped_between_a_batch_s_leads_and_its_registration_ends_as_a_cl
 ) -> None:
     # On PostgreSQL a batch's leads commit first and its legacy external ids (with the run's cursor)
     # in a second transaction: a run stopped in between must register them when it resumes.
-    real, calls = pg_leads.LeadsPhase.follow_up, 0
+    real, calls = pg_leads.LeadsPhase.register, 0
 
-    def stops_at_the_fifth(
-        self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared, touched: list[int]
-    ) -> dict[str, int]:
+    def stops_at_the_fifth(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared) -> int:
         nonlocal calls
         calls += 1
         if calls == 5:
             raise RuntimeError("stopped before registering")
-        return real(self, session, batch, touched)
+        return real(self, session, batch)
 
     with fresh_database(tmp_path) as clean_url, fresh_database(tmp_path) as stopped_url:
         clean = _legacy(clean_url, 2000, guide=False)
         stopped = _legacy(stopped_url, 2000, guide=False)
         try:
             run_backfill(clean, batch_size=100)
-            monkeypatch.setattr(pg_leads.LeadsPhase, "follow_up", stops_at_the_fifth)
+            monkeypatch.setattr(pg_leads.LeadsPhase, "register", stops_at_the_fifth)
             with pytest.raises(RuntimeError, match="stopped before registering"):
                 run_backfill(stopped, batch_size=100)
             with stopped.connect() as conn:

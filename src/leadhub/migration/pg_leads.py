@@ -1,25 +1,29 @@
 """The leads phase on PostgreSQL: each lead row written once, customers born with their attributes.
 
-Per keyset batch of leads, one transaction:
+Per keyset batch of leads, four steps, each a short transaction on a connection of its own, so that
+the steps of neighbouring batches run at once (batch n+1's customers are made while batch n's leads
+are written, batch n-1's customers recomputed and batch n-2's external ids registered):
 
-1. Python reads the batch (its own short read, one batch ahead of the writes, on a second
-   connection, so its CPU overlaps the server's) and works out each lead's canonical phone
-   (distinct strings only, cached), enquiry time, tidied name and city: the same functions the
-   live intake and the SQLite path use. The rows go to a temporary table by COPY.
-2. Set-based statements: customers for new phones, created with the attributes replay gives
-   (earliest enquiry, earliest real name and city among the batch's leads); the link looked up
-   once; one UPDATE per lead setting its phone, legacy string, customer and enquiry time together
-   (guarded: a row a live writer changed since it was read is skipped), its undo log row in the
-   same statement.
-3. Once the batch has committed, a follow-up transaction on another connection, while the next
-   batch is written: customers that already existed and that the batch touched get their attributes
-   recomputed from all their leads the backfill has reached (Python reads them, the same rule as
-   ever), written only when they change, guarded against a concurrent writer (retried if one won);
-   the batch's legacy external ids are registered in the inbox; the run's cursor moves past it.
+1. Read (one batch ahead): Python reads the batch and works out each lead's canonical phone
+   (distinct strings only, cached), enquiry time, tidied name and city: the same functions the live
+   intake and the SQLite path use.
+2. Create: the batch's leads that have a phone go to a temporary table by COPY; customers for the
+   phones that have none are created with the attributes replay gives (earliest enquiry, earliest
+   real name and city among the batch's leads) and committed; each phone's customer is looked up,
+   and Python keeps the leads whose phone, customer or enquiry time must change.
+3. Write: those leads go to a temporary table by COPY; one UPDATE sets each one's phone, legacy
+   string, customer and enquiry time together (guarded: a row a live writer changed since it was
+   read is skipped), its undo log row in the same statement.
+4. Once the write has committed, recompute: customers made before the batch that it touched get
+   their attributes recomputed from all their leads the backfill has reached (Python reads them,
+   the same rule as ever), written only when they change, guarded against a concurrent writer
+   (retried if one won). Then register: the batch's legacy external ids go into the inbox and the
+   run's cursor moves past the batch.
 
-Batches are sized by time (the target the caller gives per transaction) unless a size is given. The
-cursor only passes leads that are written and registered, so a killed run resumes where it stopped:
-a batch written but not yet registered is read again, finds nothing to change, and is registered.
+Batches are sized by time (the target the caller gives per write) unless a size is given. The
+cursor only passes leads whose four steps have committed, so a killed run resumes where it stopped:
+a batch written but not yet registered is read again, finds nothing to change, and is recomputed
+and registered. A customer made in step 2 whose leads were not written yet is linked on resume.
 """
 
 from __future__ import annotations
@@ -260,7 +264,7 @@ class LeadsPhase:
         previous batch's leads are being written meanwhile), and the leads that need a change."""
         self._copy(session, _COPY_BATCH, batch.data)
         created = list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
-        customer_of: dict[str, int] = {e164: cid for e164, cid in session.execute(text(CUSTOMER_OF))}
+        customer_of: dict[str, int] = {row[0]: row[1] for row in session.execute(text(CUSTOMER_OF))}
         rows: list[str] = []
         for e164, phone_and_time_done, old_cid, head, tail in batch.leads:
             cid = customer_of.get(e164) if e164 is not None else None
@@ -272,7 +276,7 @@ class LeadsPhase:
 
     def apply(self, session: Session, batch: Prepared, linked: Linked) -> tuple[dict[str, Any], list[int]]:
         """The batch's leads, linked to their customers; returns the counts and the customers, made
-        before this batch, whose attributes `follow_up` recomputes once this has committed."""
+        before this batch, whose attributes `recompute` recomputes once this has committed."""
         updated, with_customer, moved = 0, 0, []
         if linked.changes:
             self._copy(session, _COPY_CHANGES, linked.data)
@@ -289,18 +293,22 @@ class LeadsPhase:
         }
         return stats, sorted(linked.linked.union(moved or ()).difference(linked.created))
 
-    def follow_up(self, session: Session, batch: Prepared, touched: list[int]) -> dict[str, int]:
-        """Once the batch has committed: the attributes of the existing customers it touched, recomputed
-        from their committed leads; its legacy external ids registered; the run's cursor moved past it."""
+    def recompute(self, session: Session, batch: Prepared, touched: list[int]) -> int:
+        """Once the batch has committed: the attributes of the customers made before it that it touched,
+        recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
         locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
-        attributes = self._attributes(session, locked, batch.stamp)
+        return self._attributes(session, locked, batch.stamp)
+
+    def register(self, session: Session, batch: Prepared) -> int:
+        """Once the batch and its recompute have committed: its legacy external ids registered, and the
+        run's cursor moved past it. Returns how many were registered."""
+        session.execute(text("SET LOCAL jit = off"))
         sources = sorted(self.channels)
-        registered = session.execute(text(REGISTER), {
+        return int(session.execute(text(REGISTER), {
             "after": batch.after, "last": batch.last, "run": self.run_id, "stamp": now(), "sources": sources,
             "channels": [self.channels[s] for s in sources],
-        }).scalar_one()  # fmt: skip
-        return {"customers_attributes_set": attributes, "external_ids_registered": int(registered)}
+        }).scalar_one())  # fmt: skip
 
     def _attributes(self, session: Session, touched: list[int], stamp: datetime) -> int:
         if not touched:
@@ -398,7 +406,6 @@ def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
     Written = tuple[tuple[dict[str, Any], list[int]], float]
-    Followed = tuple[dict[str, int], float]
 
     def create(batch: Prepared) -> tuple[Linked, float]:
         return with_retries(engine, lambda session: phase.create(session, batch))
@@ -407,23 +414,33 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         linked, _ = creation.result()
         return with_retries(engine, lambda session: phase.apply(session, batch, linked))
 
-    def follow_up(batch: Prepared, touched: list[int], previous: Future[Followed] | None) -> Followed:
-        # Batches are written, then followed up, in key order: when this one's follow-up commits, every
-        # lead up to its end is written and registered, so its end is the run's cursor. Not after a
-        # follow-up that failed: the cursor would pass leads left unregistered.
+    def recompute(batch: Prepared, touched: list[int]) -> tuple[int, float]:
+        return with_retries(engine, lambda session: phase.recompute(session, batch, touched))
+
+    def register(batch: Prepared, recomputed: Future[tuple[int, float]], previous: Future[Any] | None) -> Any:
+        # Batches are written, recomputed, then registered, in key order: when this one's registration
+        # commits, every lead up to its end is done, so its end is the run's cursor. Not after a step
+        # that failed: the cursor would pass leads left unfinished.
         if previous is not None:
             previous.result()
-        return with_retries(engine, lambda session: phase.follow_up(session, batch, touched))
+        attributes, recompute_s = recomputed.result()
+        registered, register_s = with_retries(engine, lambda session: phase.register(session, batch))
+        return {"customers_attributes_set": attributes, "external_ids_registered": registered}, max(
+            recompute_s, register_s
+        )
 
+    # Each step has its own thread and connection: batch n+1's customers are made while batch n's leads
+    # are written, batch n-1's customers recomputed and batch n-2's ids registered.
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as reader,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-create") as creator,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill-write") as writers,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-follow-up") as follower,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-recompute") as recomputer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-register") as registrar,
     ):
         ahead: Future[Prepared | None] | None = reader.submit(phase.prepare, after, size)
         flight: deque[tuple[Prepared, Future[Written]]] = deque()
-        filing: deque[tuple[Prepared, dict[str, Any], float, Future[Followed]]] = deque()
+        filing: deque[tuple[Prepared, dict[str, Any], float, Future[Any]]] = deque()
 
         def report(*, wait: bool) -> None:
             while filing and (wait or filing[0][3].done()):
@@ -444,7 +461,8 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
             done, future = flight.popleft()
             (stats, touched), seconds = future.result()
             previous = filing[-1][3] if filing else None
-            filing.append((done, stats, seconds, follower.submit(follow_up, done, touched, previous)))
+            recomputed = recomputer.submit(recompute, done, touched)
+            filing.append((done, stats, seconds, registrar.submit(register, done, recomputed, previous)))
             report(wait=False)
             if batch_size is None:
                 per_row = max(seconds, 1e-3) / done.rows
