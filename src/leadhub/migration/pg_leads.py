@@ -443,10 +443,13 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         filing: deque[tuple[Prepared, dict[str, Any], float, Future[Any]]] = deque()
 
         def report(*, wait: bool) -> None:
+            nonlocal size
             while filing and (wait or filing[0][3].done()):
                 done, stats, seconds, future = filing.popleft()
                 more, follow_s = future.result()
                 on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
+                if batch_size is None and follow_s > target_s:  # a recompute longer than the write
+                    size = max(MIN_BATCH, int(size * target_s / follow_s))
 
         # One batch more than there are writers: its customers are made while the writers write.
         while ahead is not None or flight:
