@@ -49,6 +49,7 @@ from leadhub.migration.common import ConcurrentChange, canonical, now, provider_
 # followed up). Measured at 200,000 leads, 20,000 took as long as 100,000 (6.2 s against 6.1 s), with a
 # peak RSS of 232 MB against 304 MB and the longest transaction 0.65 s against 1.17 s.
 MIN_BATCH, MAX_BATCH, FIRST_BATCH = 1_000, 20_000, 5_000
+FOLLOW_UPS_BEHIND = 2  # written batches whose recompute and registration may still be pending
 # Batches written at once when sized by time. One: measured on the 2-core machine at 200,000 leads,
 # two writers took longer (31 s against 29 s), because a person's leads are spread over the whole
 # table, so two batches in flight share customers and the second waits on the first's row locks.
@@ -445,9 +446,9 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         flight: deque[tuple[Prepared, Future[Written]]] = deque()
         filing: deque[tuple[Prepared, dict[str, Any], float, Future[Any]]] = deque()
 
-        def report(*, wait: bool) -> None:
+        def report(*, wait: bool, keep: int = 0) -> None:
             nonlocal size
-            while filing and (wait or filing[0][3].done()):
+            while len(filing) > keep and (wait or filing[0][3].done()):
                 done, stats, seconds, future = filing.popleft()
                 more, follow_s = future.result()
                 on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
@@ -466,10 +467,14 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
                 continue
             done, future = flight.popleft()
             (stats, touched), seconds = future.result()
+            done.data, done.leads = "", []  # written: the follow-ups need only its bounds
             previous = filing[-1][3] if filing else None
             recomputed = recomputer.submit(recompute, done, touched)
             filing.append((done, stats, seconds, registrar.submit(register, done, recomputed, previous)))
             report(wait=False)
+            # When the follow-ups fall behind (the repair path recomputes most customers), the writes
+            # wait: the cursor stays near the writes, and memory flat.
+            report(wait=True, keep=FOLLOW_UPS_BEHIND)
             if batch_size is None:
                 per_row = max(seconds, 1e-3) / done.rows
                 size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
