@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import Engine, text
@@ -135,6 +136,14 @@ SELECT count(*) FROM registered
 # foreign-key checks, so the next batch's leads are written meanwhile.
 LOCK_TOUCHED = """
 SELECT c.id FROM customers c WHERE c.id = ANY(CAST(:ids AS bigint[])) ORDER BY c.id FOR NO KEY UPDATE OF c
+"""
+# The customers the batch's leads were moved away from, from the undo log rather than from the write's
+# result: a run resumed after the write committed finds nothing to write, but these still need their
+# attributes recomputed.
+MOVED_AWAY = """
+SELECT DISTINCT g.old_customer_id FROM backfill_lead_log g JOIN leads_master l ON l.id = g.lead_id
+WHERE g.lead_id > :after AND g.lead_id <= :last AND g.old_customer_id IS NOT NULL
+  AND l.customer_id IS DISTINCT FROM g.old_customer_id
 """
 # Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
@@ -253,7 +262,7 @@ class LeadsPhase:
         return Prepared(after=after, last=int(fetched[-1][0]), rows=len(fetched), data="\n".join(rows),
                         leads=leads, stamp=stamp, unlinked=unlinked)  # fmt: skip
 
-    # --- apply (one transaction) ---------------------------------------------------------------------
+    # --- the steps (each its own transaction, on its own connection) ---------------------------------
 
     @staticmethod
     def _copy(session: Session, sql: str, data: str) -> None:
@@ -268,14 +277,15 @@ class LeadsPhase:
         previous batch's leads are being written meanwhile), and the leads that need a change."""
         self._copy(session, _COPY_BATCH, batch.data)
         created = list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
-        customer_of: dict[str, int] = {row[0]: row[1] for row in session.execute(text(CUSTOMER_OF))}
+        customer_of: dict[str, int | None] = {row[0]: row[1] for row in session.execute(text(CUSTOMER_OF))}
         rows: list[str] = []
         for e164, phone_and_time_done, old_cid, head, tail in batch.leads:
             cid = customer_of.get(e164) if e164 is not None else None
             if not phone_and_time_done or cid != old_cid:
                 rows.append(f"{head}{_NULL if cid is None else cid}{tail}")
         rows.append("")
-        return Linked(created=created, linked=set(customer_of.values()), changes=len(rows) - 1,
+        linked = {cid for cid in customer_of.values() if cid is not None}
+        return Linked(created=created, linked=linked, changes=len(rows) - 1,
                       data="\n".join(rows))  # fmt: skip
 
     def apply(self, session: Session, batch: Prepared, linked: Linked) -> tuple[dict[str, Any], list[int]]:
@@ -301,6 +311,8 @@ class LeadsPhase:
         """Once the batch has committed: the attributes of the customers made before it that it touched,
         recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
+        away = session.execute(text(MOVED_AWAY), {"after": batch.after, "last": batch.last}).scalars()
+        touched = sorted(set(touched).union(away))
         locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
         return self._attributes(session, locked, batch.stamp)
 
@@ -387,13 +399,13 @@ def wanted_attributes(origin: str | None, full_name: str | None, city: str | Non
 
 def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, target_s: float,
                     on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    """Keyset batches from `after` to the end; the next batches are read while earlier ones are written.
+    """Keyset batches from `after` to the end, each through the four steps of the module docstring.
 
-    `on_batch(rows, seconds, stats)` is called after each commit, in batch order. With no batch size,
-    each batch is sized from the last one's time so a transaction takes about `target_s`, and WRITERS
-    batches are written at once (their customers and leads are locked in a fixed order, and a
-    deadlock retries the batch). A given size writes one batch at a time, so customer ids follow the
-    order of the leads, as the --emit-sql script's do."""
+    `on_batch(rows, seconds, stats)` is called once a batch's registration has committed, in batch
+    order, with the longest of its transactions. With no batch size, batches are sized so that the
+    slowest step's transaction takes about `target_s` (WRITERS batches may be written at once; a
+    deadlock retries the step). A given size writes one batch at a time, so customer ids follow the
+    order of the leads, as the --emit-sql script's do. When any step fails, no later step starts."""
     size, workers = batch_size or FIRST_BATCH, 1 if batch_size else WRITERS
     # The reader thread's Python (canonicalising the next batch) holds the GIL for whole switch
     # intervals while the writer waits to send its next statement; a shorter interval hands it over
@@ -407,19 +419,37 @@ def run_leads_phase(engine: Engine, phase: LeadsPhase, *, after: int, batch_size
         sys.setswitchinterval(interval)
 
 
+class _Stopped(Exception):
+    """A step that did not start because an earlier one failed."""
+
+
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
     Written = tuple[tuple[dict[str, Any], list[int]], float]
+    T = TypeVar("T")
+    failed = threading.Event()  # once any step fails, no step starts: nothing commits past the failure
+    first: list[BaseException] = []  # what failed first: the error the run raises
+
+    def step(work: Callable[[Session], T]) -> tuple[T, float]:
+        if failed.is_set():
+            raise _Stopped("an earlier step of the backfill failed")
+        try:
+            return with_retries(engine, work)
+        except BaseException as error:
+            if not failed.is_set():
+                first.append(error)
+                failed.set()
+            raise
 
     def create(batch: Prepared) -> tuple[Linked, float]:
-        return with_retries(engine, lambda session: phase.create(session, batch))
+        return step(lambda session: phase.create(session, batch))
 
     def write(batch: Prepared, creation: Future[tuple[Linked, float]]) -> Written:
         linked, _ = creation.result()
-        return with_retries(engine, lambda session: phase.apply(session, batch, linked))
+        return step(lambda session: phase.apply(session, batch, linked))
 
     def recompute(batch: Prepared, touched: list[int]) -> tuple[int, float]:
-        return with_retries(engine, lambda session: phase.recompute(session, batch, touched))
+        return step(lambda session: phase.recompute(session, batch, touched))
 
     def register(batch: Prepared, recomputed: Future[tuple[int, float]], previous: Future[Any] | None) -> Any:
         # Batches are written, recomputed, then registered, in key order: when this one's registration
@@ -428,10 +458,22 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         if previous is not None:
             previous.result()
         attributes, recompute_s = recomputed.result()
-        registered, register_s = with_retries(engine, lambda session: phase.register(session, batch))
+        registered, register_s = step(lambda session: phase.register(session, batch))
         return {"customers_attributes_set": attributes, "external_ids_registered": registered}, max(
             recompute_s, register_s
         )
+
+    # Sizing: the slowest step's seconds per lead, the write's as soon as it is known and the
+    # follow-ups' when they are (a batch with nothing to write still has its customers recomputed).
+    slowest = {"write": 0.0, "follow": 0.0}
+
+    def resize(kind: str, seconds: float, rows: int) -> None:
+        nonlocal size
+        if batch_size is not None:
+            return
+        slowest[kind] = max(seconds, 1e-3) / rows
+        per_row = max(slowest.values())
+        size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
 
     # Each step has its own thread and connection: batch n+1's customers are made while batch n's leads
     # are written, batch n-1's customers recomputed and batch n-2's ids registered.
@@ -447,35 +489,39 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         filing: deque[tuple[Prepared, dict[str, Any], float, Future[Any]]] = deque()
 
         def report(*, wait: bool, keep: int = 0) -> None:
-            nonlocal size
             while len(filing) > keep and (wait or filing[0][3].done()):
                 done, stats, seconds, future = filing.popleft()
                 more, follow_s = future.result()
                 on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
-                if batch_size is None and follow_s > target_s:  # a recompute longer than the write
-                    size = max(MIN_BATCH, int(size * target_s / follow_s))
+                resize("follow", follow_s, done.rows)
 
-        # One batch more than there are writers: its customers are made while the writers write.
-        while ahead is not None or flight:
-            batch = ahead.result() if ahead is not None and len(flight) <= workers else None
-            if batch is not None:
-                ahead = reader.submit(phase.prepare, batch.last, size)
-                flight.append((batch, writers.submit(write, batch, creator.submit(create, batch))))
-                continue
-            if ahead is not None and len(flight) <= workers:
-                ahead = None  # the table is read to its end
-                continue
-            done, future = flight.popleft()
-            (stats, touched), seconds = future.result()
-            done.data, done.leads = "", []  # written: the follow-ups need only its bounds
-            previous = filing[-1][3] if filing else None
-            recomputed = recomputer.submit(recompute, done, touched)
-            filing.append((done, stats, seconds, registrar.submit(register, done, recomputed, previous)))
-            report(wait=False)
-            # When the follow-ups fall behind (the repair path recomputes most customers), the writes
-            # wait: the cursor stays near the writes, and memory flat.
-            report(wait=True, keep=FOLLOW_UPS_BEHIND)
-            if batch_size is None:
-                per_row = max(seconds, 1e-3) / done.rows
-                size = int(min(MAX_BATCH, max(MIN_BATCH, size / 2, min(size * 2, target_s / per_row))))
-        report(wait=True)
+        try:
+            # One batch more than there are writers: its customers are made while the writers write.
+            while ahead is not None or flight:
+                batch = ahead.result() if ahead is not None and len(flight) <= workers else None
+                if batch is not None:
+                    ahead = reader.submit(phase.prepare, batch.last, size)
+                    flight.append((batch, writers.submit(write, batch, creator.submit(create, batch))))
+                    continue
+                if ahead is not None and len(flight) <= workers:
+                    ahead = None  # the table is read to its end
+                    continue
+                done, future = flight.popleft()
+                (stats, touched), seconds = future.result()
+                done.data, done.leads = "", []  # written: the follow-ups need only its bounds
+                previous = filing[-1][3] if filing else None
+                recomputed = recomputer.submit(recompute, done, touched)
+                filing.append((done, stats, seconds, registrar.submit(register, done, recomputed, previous)))
+                report(wait=False)
+                # When the follow-ups fall behind (the repair path recomputes most customers), the writes
+                # wait: the cursor stays near the writes, and memory flat.
+                report(wait=True, keep=FOLLOW_UPS_BEHIND)
+                resize("write", seconds, done.rows)
+            report(wait=True)
+        except BaseException as error:
+            failed.set()
+            for executor in (reader, creator, writers, recomputer, registrar):
+                executor.shutdown(wait=False, cancel_futures=True)
+            if isinstance(error, _Stopped) and first:
+                raise first[0] from None
+            raise
