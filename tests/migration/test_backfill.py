@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.db.models import BackfillLog, Branch, Customer, IntakeEvent, Lead
@@ -194,3 +194,36 @@ def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: s
         assert (
             lead is not None and lead.customer_id == live.customer_id and lead.phone_number_normalized == RAVI
         )
+
+
+def test_a_phone_the_old_app_edits_after_the_backfill_is_kept_by_the_next_run_and_by_undo(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    # The old app keeps running during the switch and writes its own strings into
+    # phone_number_normalized. A later run must take the edited number, not write back the one it kept
+    # in phone_number_legacy; and undo must give back what the old app wrote.
+    with factory() as s:
+        ids = insert_legacy(s)
+    run_backfill(engine, batch_size=5)
+    edited = ids[0]
+    with factory() as s:
+        before = s.get(Lead, edited)
+        assert before is not None and before.customer_id is not None
+        s.execute(update(Lead).where(Lead.id == edited).values(phone_number_normalized="098765 00099"))
+        s.commit()
+    report = run_backfill(engine, batch_size=5)
+    assert report.leads_changed == 1
+    with factory() as s:
+        lead = s.get(Lead, edited)
+        assert lead is not None and lead.customer_id is not None
+        customer = s.get(Customer, lead.customer_id)
+        assert customer is not None
+        assert (lead.phone_number_normalized, lead.phone_number_legacy) == ("+919876500099", "098765 00099")
+        assert customer.phone_number_normalized == "+919876500099"
+    assert not run_backfill(engine, batch_size=5).changed_anything
+    assert verify(engine).ok
+    undo_backfill(engine, batch_size=3)
+    with factory() as s:
+        lead = s.get(Lead, edited)
+        assert lead is not None
+        assert (lead.phone_number_normalized, lead.phone_number_legacy) == ("098765 00099", None)

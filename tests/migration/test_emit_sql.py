@@ -117,6 +117,39 @@ def test_the_script_and_the_command_reach_the_same_end_state(
         by_script.dispose()
 
 
+@requires_postgres
+def test_a_phone_the_old_app_edits_after_a_run_ends_the_same_by_script_and_by_command(tmp_path: Path) -> None:
+    edit = (
+        "UPDATE leads_master SET phone_number_normalized = '098765 00099' "
+        "WHERE id = (SELECT min(id) FROM leads_master WHERE customer_id IS NOT NULL) RETURNING id"
+    )
+    with fresh_database(tmp_path) as command_url, fresh_database(tmp_path) as script_url:
+        by_command = _legacy(command_url, 600, False)
+        _copy(command_url, script_url, tmp_path)
+        by_script = make_engine(script_url)
+        run_backfill(by_command, batch_size=200)
+        emit_sql(by_script, tmp_path / "first.sql", batch_size=200)
+        _run_script(script_url, tmp_path / "first.sql")
+        assert not _differences(_every_row(by_script), _every_row(by_command))
+        edited = []
+        for engine in (by_command, by_script):
+            with engine.begin() as conn:
+                edited.append(conn.execute(text(edit)).scalar_one())
+        assert edited[0] == edited[1]
+        run_backfill(by_command, batch_size=200)
+        emit_sql(by_script, tmp_path / "again.sql", batch_size=200)  # the new string needs a new mapping
+        _run_script(script_url, tmp_path / "again.sql")
+        diff = _differences(_every_row(by_script), _every_row(by_command))
+        assert not diff, pformat(diff, width=200)
+        with by_script.connect() as conn:
+            phone = conn.execute(text(
+                "SELECT phone_number_normalized, phone_number_legacy FROM leads_master WHERE id = :id"), {"id": edited[0]}
+            ).one()  # fmt: skip
+        assert tuple(phone) == ("+919876500099", "098765 00099")
+        by_command.dispose()
+        by_script.dispose()
+
+
 def _leadhub(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEADHUB_DATABASE_URL": url}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

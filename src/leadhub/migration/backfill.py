@@ -56,6 +56,7 @@ from leadhub.migration.common import (
     now,
     order_key,
     provider_time,
+    source_phone,
     with_retries,
 )
 
@@ -440,9 +441,11 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
         return None
     stats: dict[str, Any] = {"leads_scanned": len(rows), "unlinked_by_reason": {}}
     keys: dict[int, tuple[str | None, str | None]] = {}
+    raws: dict[int, str | None] = {}
     for row in rows:
-        keys[row.id] = canonical(row.phone_number_legacy if row.phone_number_legacy is not None
-                                 else row.phone_number_normalized, region)  # fmt: skip
+        raws[row.id] = source_phone(row.phone_number_normalized, row.phone_number_legacy,
+                                    lambda text: canonical(text, region)[0])  # fmt: skip
+        keys[row.id] = canonical(raws[row.id], region)
     phones = sorted({e164 for e164, _ in keys.values() if e164})
     stamp = now()
     stats["customers_created"] = bulk.insert_customers(session, phones, stamp)
@@ -454,7 +457,7 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
     attrs: dict[int, dict[str, Any]] = {}
     for row in rows:
         e164, reason = keys[row.id]
-        raw = row.phone_number_legacy if row.phone_number_legacy is not None else row.phone_number_normalized
+        raw = raws[row.id]
         enquired = (
             row.enquired_at
             or provider_time({"start_time": row[6], "created_time": row[7]})
@@ -598,11 +601,8 @@ def plan_backfill(engine: Engine, *, region: str = "IN", batch: int = 10000) -> 
             .where(Lead.id > after).order_by(Lead.id).limit(batch)
         ).all():  # fmt: skip
             for row in lead_rows:
-                raw = (
-                    row.phone_number_legacy
-                    if row.phone_number_legacy is not None
-                    else row.phone_number_normalized
-                )
+                raw = source_phone(row.phone_number_normalized, row.phone_number_legacy,
+                                   lambda text: canonical(text, region)[0])  # fmt: skip
                 e164, reason = canonical(raw, region)
                 if e164 is None:
                     key = reason or "empty"

@@ -87,8 +87,9 @@ def emit_sql(engine: Engine, path: Path, *, region: str = "IN", batch_size: int 
     with engine.connect() as conn:
         raw_phones = conn.execute(text(
             "SELECT phone_number_normalized FROM customers WHERE phone_number_normalized IS NOT NULL UNION "
-            "SELECT coalesce(phone_number_legacy, phone_number_normalized) FROM leads_master "
-            "WHERE coalesce(phone_number_legacy, phone_number_normalized) IS NOT NULL")).scalars().all()  # fmt: skip
+            "SELECT phone_number_legacy FROM leads_master WHERE phone_number_legacy IS NOT NULL UNION "
+            "SELECT phone_number_normalized FROM leads_master WHERE phone_number_normalized IS NOT NULL"
+        )).scalars().all()  # fmt: skip
         names = conn.execute(text(
             "SELECT full_name FROM leads_master WHERE full_name IS NOT NULL UNION "
             "SELECT full_name FROM customers WHERE full_name IS NOT NULL")).scalars().all()  # fmt: skip
@@ -188,7 +189,8 @@ DECLARE v_missing bigint;
 BEGIN
   SELECT count(*) INTO v_missing FROM (
     SELECT phone_number_normalized AS raw FROM customers UNION
-    SELECT coalesce(phone_number_legacy, phone_number_normalized) FROM leads_master) s
+    SELECT phone_number_legacy FROM leads_master UNION
+    SELECT phone_number_normalized FROM leads_master) s
   WHERE raw IS NOT NULL AND raw !~ {_literal(E164_PATTERN)}
     AND NOT EXISTS (SELECT 1 FROM backfill_script_phones m WHERE m.raw = s.raw);
   IF v_missing > 0 THEN
@@ -269,15 +271,24 @@ BEGIN
     v_stamp := clock_timestamp();
     TRUNCATE backfill_script_batch;
     INSERT INTO backfill_script_batch
-    SELECT l.id, l.phone_number_normalized, l.customer_id, l.enquired_at,
-           coalesce(l.phone_number_legacy, l.phone_number_normalized),
-           CASE WHEN m.raw IS NOT NULL THEN m.e164
-                WHEN coalesce(l.phone_number_legacy, l.phone_number_normalized) ~ {_literal(E164_PATTERN)}
-                THEN coalesce(l.phone_number_legacy, l.phone_number_normalized) END, NULL,
+    SELECT l.id, l.phone_number_normalized, l.customer_id, l.enquired_at, src.raw,
+           CASE WHEN m.raw IS NOT NULL THEN m.e164 WHEN src.raw ~ {
+        _literal(E164_PATTERN)
+    } THEN src.raw END, NULL,
            coalesce(l.enquired_at, t1.at, t2.at, l.created_at, v_stamp), n.clean, ci.clean,
            CASE s.source_type {sources} END, l.external_lead_id, coalesce(l.created_at, v_stamp), NULL
     FROM (SELECT * FROM leads_master WHERE id > v_after ORDER BY id LIMIT {batch}) l
-    LEFT JOIN backfill_script_phones m ON m.raw = coalesce(l.phone_number_legacy, l.phone_number_normalized)
+    -- the string read (common.source_phone): the legacy string kept, unless the phone is no longer
+    -- what the backfill wrote for it (the old app edited it since): then the phone as it is now
+    LEFT JOIN backfill_script_phones ml ON ml.raw = l.phone_number_legacy
+    CROSS JOIN LATERAL (SELECT CASE
+      WHEN l.phone_number_legacy IS NULL THEN l.phone_number_normalized
+      WHEN l.phone_number_normalized IS NOT DISTINCT FROM coalesce(
+             CASE WHEN ml.raw IS NOT NULL THEN ml.e164
+                  WHEN l.phone_number_legacy ~ {_literal(E164_PATTERN)} THEN l.phone_number_legacy END,
+             l.phone_number_legacy) THEN l.phone_number_legacy
+      ELSE l.phone_number_normalized END AS raw) src
+    LEFT JOIN backfill_script_phones m ON m.raw = src.raw
     LEFT JOIN backfill_script_times t1 ON t1.raw = l.raw_payload->>'start_time'
     LEFT JOIN backfill_script_times t2 ON t2.raw = l.raw_payload->>'created_time'
     LEFT JOIN backfill_script_texts n ON n.kind = 'name' AND n.raw = l.full_name

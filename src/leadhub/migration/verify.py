@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from leadhub.db.models import Customer, Lead
-from leadhub.migration.common import canonical
+from leadhub.migration.common import canonical, source_phone
 from leadhub.phones import is_canonical
 
 
@@ -59,12 +59,13 @@ def unlinked_leads(engine: Engine, *, region: str = "IN", report_file: Path | No
         with Session(engine) as session:
             while True:
                 rows = session.execute(
-                    select(Lead.id, func.coalesce(Lead.phone_number_legacy, Lead.phone_number_normalized))
+                    select(Lead.id, Lead.phone_number_normalized, Lead.phone_number_legacy)
                     .where(Lead.customer_id.is_(None), Lead.id > after).order_by(Lead.id).limit(batch)
                 ).all()  # fmt: skip
                 if not rows:
                     break
-                for lead_id, value in rows:
+                for lead_id, phone, legacy in rows:
+                    value = source_phone(phone, legacy, lambda text: canonical(text, region)[0])
                     _, reason = canonical(value, region)
                     key = reason or "valid_but_unlinked"
                     reasons[key] = reasons.get(key, 0) + 1
