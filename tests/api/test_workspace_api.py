@@ -157,6 +157,12 @@ def test_reception_finds_any_customer_by_phone_with_all_their_enquiries(world: W
     assert _ids(w.get("dev", "/api/leads")) == set()
 
 
+def test_a_search_of_only_spaces_is_refused_clearly(world: World) -> None:
+    for blank in (" ", "\r", " \t "):
+        answer = world.get("desk", "/api/customers", q=blank)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input"
+
+
 def test_the_journey_shows_what_the_caller_may_see_and_404_otherwise(
     world: World, factory: sessionmaker[Session]
 ) -> None:

@@ -35,7 +35,10 @@ def find_customers(
     actor: ActorDep,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=100, description="A phone in any format, or a name")],
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=100, pattern=r"\S", description="A phone in any format, or a name"),
+    ],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CustomerSearchOut:
     """Customers with at least one lead the caller may see. Reception (`customers.search_phone`)
