@@ -56,15 +56,14 @@ from leadhub.migration.common import (
     now,
     order_key,
     provider_time,
-    source_phone,
+    read_phone,
     with_retries,
 )
 
 TARGET_TRANSACTION_S = 0.5
-# The PostgreSQL leads phase's batches: its transactions lock only the batch's leads and the
-# customers it links, and a longer one spreads each batch's fixed costs (the touched customers'
-# recompute, the statements' planning) over more leads: 5% faster at 200,000 leads than 0.5 s, with
-# the longest transaction at 1.2-1.3 s, inside the 2 s bar (docs/benchmarks.md).
+# The PostgreSQL leads phase's target for its slowest step (pg_leads caps batches at 20,000 leads,
+# which on the 2-core machine usually binds first): measured 5% faster at 200,000 leads than 0.5 s
+# before the cap, the longest transaction 1.05-1.37 s at 1,000,000 leads (docs/benchmarks.md).
 LEADS_TARGET_TRANSACTION_S = 1.0
 DEFAULT_BATCH = 5000
 Batch = tuple[int, int, dict[str, Any]]  # (last key done, rows read, counters to add to the report)
@@ -440,13 +439,13 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
     if not rows:
         return None
     stats: dict[str, Any] = {"leads_scanned": len(rows), "unlinked_by_reason": {}}
-    keys: dict[int, tuple[str | None, str | None]] = {}
-    raws: dict[int, str | None] = {}
-    for row in rows:
-        raws[row.id] = source_phone(row.phone_number_normalized, row.phone_number_legacy,
-                                    lambda text: canonical(text, region)[0])  # fmt: skip
-        keys[row.id] = canonical(raws[row.id], region)
-    phones = sorted({e164 for e164, _ in keys.values() if e164})
+    readings = {
+        row.id: read_phone(
+            row.phone_number_normalized, row.phone_number_legacy, lambda t: canonical(t, region)
+        )
+        for row in rows
+    }
+    phones = sorted({e164 for _, e164, _ in readings.values() if e164})
     stamp = now()
     stats["customers_created"] = bulk.insert_customers(session, phones, stamp)
     customer_of = bulk.customer_ids(session, phones)
@@ -456,8 +455,7 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
     events: list[dict[str, Any]] = []
     attrs: dict[int, dict[str, Any]] = {}
     for row in rows:
-        e164, reason = keys[row.id]
-        raw = raws[row.id]
+        raw, e164, reason = readings[row.id]
         enquired = (
             row.enquired_at
             or provider_time({"start_time": row[6], "created_time": row[7]})
@@ -601,9 +599,8 @@ def plan_backfill(engine: Engine, *, region: str = "IN", batch: int = 10000) -> 
             .where(Lead.id > after).order_by(Lead.id).limit(batch)
         ).all():  # fmt: skip
             for row in lead_rows:
-                raw = source_phone(row.phone_number_normalized, row.phone_number_legacy,
-                                   lambda text: canonical(text, region)[0])  # fmt: skip
-                e164, reason = canonical(raw, region)
+                _, e164, reason = read_phone(row.phone_number_normalized, row.phone_number_legacy,
+                                             lambda t: canonical(t, region))  # fmt: skip
                 if e164 is None:
                     key = reason or "empty"
                     plan["unlinked_by_reason"][key] = plan["unlinked_by_reason"].get(key, 0) + 1

@@ -45,14 +45,22 @@ def canonical(raw: str | None, region: str) -> tuple[str | None, str | None]:
         return None, error.reason.value
 
 
-def source_phone(phone: str | None, legacy: str | None, e164_of: Callable[[str], str | None]) -> str | None:
-    """The phone string the backfill reads for a lead. Once the backfill has written a lead, its legacy
-    string is kept in `phone_number_legacy` and read again (a second run changes nothing); but when
-    the lead's phone is no longer what the backfill wrote (the old app edited it since), the phone as
-    it is now is the lead's phone, and it becomes the string kept."""
-    if legacy is None:
-        return phone
-    return legacy if phone == (e164_of(legacy) or legacy) else phone
+Reading = tuple[str | None, str | None, str | None]  # (the string read, its E.164 or None, why not)
+
+
+def read_phone(
+    phone: str | None, legacy: str | None, canonicalise: Callable[[str | None], tuple[str | None, str | None]]
+) -> Reading:
+    """The phone string the backfill reads for a lead, and what `canonicalise` makes of it. Once the
+    backfill has written a lead, its legacy string is kept in `phone_number_legacy` and read again (a
+    second run changes nothing); but when the lead's phone is no longer what the backfill wrote (the
+    old app edited it since), the phone as it is now is the lead's phone, and it becomes the string
+    kept. Each string is canonicalised once."""
+    if legacy is not None:
+        e164, reason = canonicalise(legacy)
+        if phone == (e164 or legacy):
+            return legacy, e164, reason
+    return (phone, *canonicalise(phone))
 
 
 def provider_time(payload: Any) -> datetime | None:

@@ -182,6 +182,7 @@ def _steps(batch: int) -> str:
         for s in bulk.detach_statements()
     )
     e = plpgsql_execute
+    e164_like = _literal(E164_PATTERN)
     return f"""-- A string missing from the mapping was written after the script was: live intake writes E.164
 -- (taken as is); anything else means the script is stale, so stop before writing.
 DO $fresh$
@@ -191,7 +192,7 @@ BEGIN
     SELECT phone_number_normalized AS raw FROM customers UNION
     SELECT phone_number_legacy FROM leads_master UNION
     SELECT phone_number_normalized FROM leads_master) s
-  WHERE raw IS NOT NULL AND raw !~ {_literal(E164_PATTERN)}
+  WHERE raw IS NOT NULL AND raw !~ {e164_like}
     AND NOT EXISTS (SELECT 1 FROM backfill_script_phones m WHERE m.raw = s.raw);
   IF v_missing > 0 THEN
     RAISE EXCEPTION 'leadhub: % phone strings in the database are not in this script''s mapping; '
@@ -272,20 +273,18 @@ BEGIN
     TRUNCATE backfill_script_batch;
     INSERT INTO backfill_script_batch
     SELECT l.id, l.phone_number_normalized, l.customer_id, l.enquired_at, src.raw,
-           CASE WHEN m.raw IS NOT NULL THEN m.e164 WHEN src.raw ~ {
-        _literal(E164_PATTERN)
-    } THEN src.raw END, NULL,
+           CASE WHEN m.raw IS NOT NULL THEN m.e164 WHEN src.raw ~ {e164_like} THEN src.raw END, NULL,
            coalesce(l.enquired_at, t1.at, t2.at, l.created_at, v_stamp), n.clean, ci.clean,
            CASE s.source_type {sources} END, l.external_lead_id, coalesce(l.created_at, v_stamp), NULL
     FROM (SELECT * FROM leads_master WHERE id > v_after ORDER BY id LIMIT {batch}) l
-    -- the string read (common.source_phone): the legacy string kept, unless the phone is no longer
+    -- the string read (common.read_phone): the legacy string kept, unless the phone is no longer
     -- what the backfill wrote for it (the old app edited it since): then the phone as it is now
     LEFT JOIN backfill_script_phones ml ON ml.raw = l.phone_number_legacy
     CROSS JOIN LATERAL (SELECT CASE
       WHEN l.phone_number_legacy IS NULL THEN l.phone_number_normalized
       WHEN l.phone_number_normalized IS NOT DISTINCT FROM coalesce(
              CASE WHEN ml.raw IS NOT NULL THEN ml.e164
-                  WHEN l.phone_number_legacy ~ {_literal(E164_PATTERN)} THEN l.phone_number_legacy END,
+                  WHEN l.phone_number_legacy ~ {e164_like} THEN l.phone_number_legacy END,
              l.phone_number_legacy) THEN l.phone_number_legacy
       ELSE l.phone_number_normalized END AS raw) src
     LEFT JOIN backfill_script_phones m ON m.raw = src.raw

@@ -49,7 +49,7 @@ from leadhub.migration.common import (
     canonical,
     now,
     provider_time,
-    source_phone,
+    read_phone,
     with_retries,
 )
 
@@ -63,7 +63,10 @@ FOLLOW_UPS_BEHIND = 2  # written batches whose recompute and registration may st
 # table, so two batches in flight share customers and the second waits on the first's row locks.
 WRITERS = 1
 GIL_SWITCH_S = 0.0005
-_CACHE_LIMIT = 50_000  # entries per string cache; cleared when full, so memory stays flat (203 MB peak at 200,000 leads, 232 MB with 200,000 entries)
+# Entries per string cache; cleared when full, so memory stays flat (203 MB peak at 200,000 leads,
+# 232 MB with 200,000 entries).
+_CACHE_LIMIT = 50_000
+T = TypeVar("T")
 
 # JIT off: mid-run the statistics of leads_master still say customer_id is always NULL, the planner
 # overestimates, and compiling a batch's statements cost more than running them.
@@ -243,8 +246,7 @@ class LeadsPhase:
         unlinked: dict[str, int] = {}
         phone_of, name_of, city_of = self.phone, self.name, self.city
         for lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at in fetched:
-            source = source_phone(phone, legacy, lambda text: phone_of(text)[0])
-            e164, reason = phone_of(source)
+            source, e164, reason = read_phone(phone, legacy, phone_of)
             enq = (
                 enquired
                 or provider_time({"start_time": start, "created_time": created_time})
@@ -433,7 +435,6 @@ class _Stopped(Exception):
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
     Written = tuple[tuple[dict[str, Any], list[int]], float]
-    T = TypeVar("T")
     failed = threading.Event()  # once any step fails, no step starts: nothing commits past the failure
     first: list[BaseException] = []  # what failed first: the error the run raises
 

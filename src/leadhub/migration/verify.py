@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from leadhub.db.models import Customer, Lead
-from leadhub.migration.common import canonical, source_phone
+from leadhub.migration.common import canonical, read_phone
 from leadhub.phones import is_canonical
 
 
@@ -65,8 +65,7 @@ def unlinked_leads(engine: Engine, *, region: str = "IN", report_file: Path | No
                 if not rows:
                     break
                 for lead_id, phone, legacy in rows:
-                    value = source_phone(phone, legacy, lambda text: canonical(text, region)[0])
-                    _, reason = canonical(value, region)
+                    value, _, reason = read_phone(phone, legacy, lambda text: canonical(text, region))
                     key = reason or "valid_but_unlinked"
                     reasons[key] = reasons.get(key, 0) + 1
                     if writer:

@@ -97,9 +97,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Back to revision 0013: the batch function and the index go; 0012's functions were never changed."""
-    if op.get_context().dialect.name != "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_callback_tasks_open_customer")
-        return
-    op.execute("DROP FUNCTION IF EXISTS leadhub_ingest_calls(jsonb)")
-    with op.get_context().autocommit_block():
-        op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_callback_tasks_open_customer")
+    if op.get_context().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS leadhub_ingest_calls(jsonb)")
+    ddl.drop_index("ix_callback_tasks_open_customer")
