@@ -57,6 +57,6 @@ def test_follow_up_queues_use_the_partial_index_and_the_revision_goes_back_and_f
             migrate.upgrade(url)
             indexes = _indexes(engine)
             assert PARTIAL in indexes and FULL not in indexes
-            assert migrate.current_revision(engine) == migrate.head_revision() == "0015"
+            assert migrate.current_revision(engine) == migrate.head_revision()
         finally:
             engine.dispose()

@@ -21,6 +21,22 @@ def _configure(**kwargs: object) -> None:
     )
 
 
+def _run_migrations(connection: Connection) -> None:
+    # SQLite changes a table by rebuilding it (revision 0016), which its documented procedure does with
+    # foreign keys off, set outside any transaction (inside one the pragma does nothing); the revision
+    # then checks them (PRAGMA foreign_key_check) before it commits. Back on afterwards.
+    sqlite = connection.dialect.name == "sqlite" and not connection.in_transaction()
+    if sqlite:
+        connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+    try:
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if sqlite:
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+
 if context.is_offline_mode():
     _configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
     with context.begin_transaction():
@@ -28,13 +44,9 @@ if context.is_offline_mode():
 else:
     connection: Connection | None = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_migrations(connection)
     else:
         engine = make_engine(config.get_main_option("sqlalchemy.url") or "", pool_size=1, max_overflow=0)
         with engine.connect() as conn:
-            _configure(connection=conn)
-            with context.begin_transaction():
-                context.run_migrations()
+            _run_migrations(conn)
         engine.dispose()

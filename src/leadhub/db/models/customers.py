@@ -13,6 +13,8 @@ from leadhub.db.types import BigIntPK, UTCDateTime
 
 class Customer(Base):
     __tablename__ = "customers"
+    # SQLite: ids never reused (revision 0016), so --undo can restore a merged customer with its id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
     phone_number_normalized: Mapped[str] = mapped_column(Text, unique=True)
