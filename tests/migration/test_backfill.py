@@ -196,6 +196,43 @@ def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: s
         )
 
 
+@pytest.mark.parametrize("guide", [False, True], ids=["no-customers-yet", "guide-backfilled"])
+@pytest.mark.parametrize("edit", ["098765 00099", None], ids=["re-numbered", "phone-cleared"])
+def test_undo_after_a_second_run_gives_back_the_legacy_rows_with_the_old_app_s_edits(
+    engine: Engine, factory: sessionmaker[Session], guide: bool, edit: str | None
+) -> None:
+    # Between two runs the old app re-numbers (or clears the phone of) leads the first run linked. The
+    # second run moves them; undo must still give back the rows as they were before any run, with the
+    # old app's edits: the link they had before (none, or the guide's customer), no enquiry time.
+    with factory() as s:
+        ids = insert_legacy(s)
+        if guide:
+            guide_backfill(s)
+
+    def leads() -> dict[int, dict[str, object]]:
+        with factory() as s:
+            return {r["id"]: dict(r) for r in s.execute(select(Lead.__table__)).mappings()}
+
+    def customers() -> list[tuple[object, ...]]:
+        with factory() as s:
+            return [tuple(r) for r in s.execute(select(Customer.__table__).order_by(Customer.id)).all()]
+
+    before_leads, before_customers = leads(), customers()
+    run_backfill(engine, batch_size=5)
+    edited = [ids[1], ids[5], ids[7]]  # a lead of a customer with others, a two-in-one phone, a landline
+    with factory() as s:
+        s.execute(update(Lead).where(Lead.id.in_(edited)).values(phone_number_normalized=edit))
+        s.commit()
+    assert run_backfill(engine, batch_size=5).leads_changed == len(edited)
+    assert verify(engine).ok
+    undo = undo_backfill(engine, batch_size=3)
+    assert undo.kept_for_live_intake == []
+    for lead_id in edited:
+        before_leads[lead_id]["phone_number_normalized"] = edit
+    assert leads() == before_leads
+    assert customers() == before_customers
+
+
 def test_a_phone_the_old_app_edits_after_the_backfill_is_kept_by_the_next_run_and_by_undo(
     engine: Engine, factory: sessionmaker[Session]
 ) -> None:

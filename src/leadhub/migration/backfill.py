@@ -57,6 +57,7 @@ from leadhub.migration.common import (
     order_key,
     provider_time,
     read_phone,
+    undo_link,
     with_retries,
 )
 
@@ -470,10 +471,9 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
         if (row.phone_number_normalized, row.customer_id, row.enquired_at) != (phone, customer_id, enquired):
             changes.append({"b_id": row.id, "b_old": row.phone_number_normalized, "phone_number_normalized": phone,
                             "phone_number_legacy": raw, "customer_id": customer_id, "enquired_at": enquired})  # fmt: skip
-            # Undo restores a logged link; a lead with no phone at all is logged too, because
-            # phone_number_legacy (NULL) cannot mark it as touched.
-            if row.customer_id is not None or raw is None:
-                logs.append({"lead_id": row.id, "run_id": run_id, "old_customer_id": row.customer_id})
+            logged, before = undo_link(row.customer_id, row.phone_number_legacy, raw)
+            if logged:
+                logs.append({"lead_id": row.id, "run_id": run_id, "old_customer_id": before})
         if customer_id is not None:
             _stage_attributes(attrs, customer_id, row.id, enquired, row.full_name, row.raw_customer_location)
             if row.external_lead_id and row.source_id in channels:

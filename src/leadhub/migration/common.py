@@ -63,6 +63,21 @@ def read_phone(
     return (phone, *canonicalise(phone))
 
 
+def undo_link(
+    old_customer_id: int | None, old_legacy: str | None, raw: str | None
+) -> tuple[bool, int | None]:
+    """Whether a run that changes a lead logs it for undo, and the link undo gives back.
+
+    Undo finds a lead by the legacy string kept (`raw`, which becomes `phone_number_legacy`) or by
+    its log row, and restores the link logged, or none. So a lead is logged when it had a link or
+    keeps no string. The first row logged for a lead is the one kept (the SQL inserts ON CONFLICT DO
+    NOTHING). A lead an earlier run changed without logging it (it kept a string then, and had no link)
+    had no link before the backfill: the link it has now is one the backfill made, and is not given
+    back. Used by the SQLite path; pg_leads.WRITE_LEADS and the --emit-sql script say the same in SQL."""
+    before = old_customer_id if old_legacy is None else None
+    return old_customer_id is not None or raw is None, before
+
+
 def provider_time(payload: Any) -> datetime | None:
     """The enquiry time the provider recorded: Knowlarity `start_time`, Meta `created_time`.
 

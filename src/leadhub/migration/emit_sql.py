@@ -266,13 +266,14 @@ BEGIN
   IF (SELECT phase FROM backfill_runs WHERE id = v_run) IS DISTINCT FROM 'leads' THEN RETURN; END IF;
   SELECT coalesce(cursor::bigint, 0) INTO v_after FROM backfill_runs WHERE id = v_run;
   CREATE TEMP TABLE IF NOT EXISTS backfill_script_batch (
-    id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, e164 text, cid bigint,
-    enq timestamptz, name text, city text, source text, external_id text, received timestamptz, okey text);
+    id bigint, old_phone text, old_cid bigint, old_enq timestamptz, old_raw text, raw text, e164 text,
+    cid bigint, enq timestamptz, name text, city text, source text, external_id text, received timestamptz,
+    okey text);
   LOOP
     v_stamp := clock_timestamp();
     TRUNCATE backfill_script_batch;
     INSERT INTO backfill_script_batch
-    SELECT l.id, l.phone_number_normalized, l.customer_id, l.enquired_at, src.raw,
+    SELECT l.id, l.phone_number_normalized, l.customer_id, l.enquired_at, l.phone_number_legacy, src.raw,
            CASE WHEN m.raw IS NOT NULL THEN m.e164 WHEN src.raw ~ {e164_like} THEN src.raw END, NULL,
            coalesce(l.enquired_at, t1.at, t2.at, l.created_at, v_stamp), n.clean, ci.clean,
            CASE s.source_type {sources} END, l.external_lead_id, coalesce(l.created_at, v_stamp), NULL
@@ -314,7 +315,8 @@ BEGIN
             bulk.INSERT_LEAD_LOGS,
             ids="ARRAY(SELECT id FROM backfill_script_changes WHERE old_cid IS NOT NULL OR raw IS NULL ORDER BY id)",
             runs="ARRAY(SELECT v_run FROM backfill_script_changes WHERE old_cid IS NOT NULL OR raw IS NULL ORDER BY id)",
-            old="ARRAY(SELECT old_cid FROM backfill_script_changes WHERE old_cid IS NOT NULL OR raw IS NULL ORDER BY id)",
+            old="ARRAY(SELECT CASE WHEN old_raw IS NULL THEN old_cid END FROM backfill_script_changes "
+            "WHERE old_cid IS NOT NULL OR raw IS NULL ORDER BY id)",
         )
     }
     {

@@ -13,7 +13,8 @@ are written, batch n-1's customers recomputed and batch n-2's external ids regis
    and Python keeps the leads whose phone, customer or enquiry time must change.
 3. Write: those leads go to a temporary table by COPY; one UPDATE sets each one's phone, legacy
    string, customer and enquiry time together (guarded: a row a live writer changed since it was
-   read is skipped), its undo log row in the same statement.
+   read is skipped), its undo log row in the same statement. Customers the leads left (rare: the old
+   app re-numbered a linked lead) are recomputed in the same transaction.
 4. Once the write has committed, recompute: customers made before the batch that it touched get
    their attributes recomputed from all their leads the backfill has reached (Python reads them,
    the same rule as ever), written only when they change, guarded against a concurrent writer
@@ -76,11 +77,14 @@ CREATE TEMP TABLE IF NOT EXISTS backfill_batch (
   id bigint, e164 text, enq timestamptz, name text, city text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS backfill_changes (
-  id bigint, old_phone text, old_cid bigint, old_enq timestamptz, raw text, phone text, cid bigint, enq timestamptz
+  id bigint, old_phone text, old_cid bigint, old_enq timestamptz, old_raw text, raw text, phone text, cid bigint,
+  enq timestamptz
 ) ON COMMIT DELETE ROWS;
 """
 _COPY_BATCH = "COPY backfill_batch (id, e164, enq, name, city) FROM STDIN"
-_COPY_CHANGES = "COPY backfill_changes (id, old_phone, old_cid, old_enq, raw, phone, cid, enq) FROM STDIN"
+_COPY_CHANGES = (
+    "COPY backfill_changes (id, old_phone, old_cid, old_enq, old_raw, raw, phone, cid, enq) FROM STDIN"
+)
 # Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
 # the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
 # oldest first gives them. The batch holds its leads that have a phone.
@@ -100,8 +104,10 @@ SELECT p.e164, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = p
 FROM (SELECT DISTINCT e164 FROM backfill_batch) AS p
 """
 # The leads that need a change, each updated once (phone, legacy string, customer, enquiry time;
-# skipped if a live writer changed it since it was read), with its undo log row. Returns how many were
-# updated, how many of those are linked, and the customers that updated leads moved away from.
+# skipped if a live writer changed it since it was read), with its undo log row (common.undo_link: the
+# first one kept; a lead an earlier run changed without a log row had no link before the backfill).
+# Returns how many were updated, how many of those are linked, and the customers that updated leads
+# moved away from.
 WRITE_LEADS = """
 WITH updated AS (
   UPDATE leads_master l
@@ -110,10 +116,10 @@ WITH updated AS (
   WHERE l.id = b.id AND l.id > :after AND l.id <= :last
     AND l.phone_number_normalized IS NOT DISTINCT FROM b.old_phone
     AND l.customer_id IS NOT DISTINCT FROM b.old_cid AND l.enquired_at IS NOT DISTINCT FROM b.old_enq
-  RETURNING l.id, l.customer_id, b.old_cid, b.raw
+  RETURNING l.id, l.customer_id, b.old_cid, b.old_raw, b.raw
 ), logged AS (
   INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id)
-  SELECT id, :run, old_cid FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
+  SELECT id, :run, CASE WHEN old_raw IS NULL THEN old_cid END FROM updated WHERE old_cid IS NOT NULL OR raw IS NULL
   ON CONFLICT (lead_id) DO NOTHING
 )
 SELECT count(*), count(customer_id),
@@ -141,19 +147,11 @@ WITH registered AS (
 )
 SELECT count(*) FROM registered
 """
-# Customers that existed before a committed batch and that it linked leads to (or moved leads away
-# from), locked in id order before their leads are read. NO KEY UPDATE does not block the next batch's
-# foreign-key checks, so the next batch's leads are written meanwhile.
+# Customers that existed before a batch and that it linked leads to (or moved leads away from), locked
+# in id order before their leads are read. NO KEY UPDATE does not block the next batch's foreign-key
+# checks, so the next batch's leads are written meanwhile.
 LOCK_TOUCHED = """
 SELECT c.id FROM customers c WHERE c.id = ANY(CAST(:ids AS bigint[])) ORDER BY c.id FOR NO KEY UPDATE OF c
-"""
-# The customers the batch's leads were moved away from, from the undo log rather than from the write's
-# result: a run resumed after the write committed finds nothing to write, but these still need their
-# attributes recomputed.
-MOVED_AWAY = """
-SELECT DISTINCT g.old_customer_id FROM backfill_lead_log g JOIN leads_master l ON l.id = g.lead_id
-WHERE g.lead_id > :after AND g.lead_id <= :last AND g.old_customer_id IS NOT NULL
-  AND l.customer_id IS DISTINCT FROM g.old_customer_id
 """
 # Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
@@ -264,7 +262,8 @@ class LeadsPhase:
             leads.append((
                 e164, phone == new_phone and enquired is not None, cid,
                 f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
-                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(source)}\t{_text(new_phone)}\t",
+                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(legacy)}\t{_text(source)}\t"
+                f"{_text(new_phone)}\t",
                 f"\t{enq.isoformat()}",
             ))  # fmt: skip
         rows.append("")
@@ -300,12 +299,18 @@ class LeadsPhase:
     def apply(self, session: Session, batch: Prepared, linked: Linked) -> tuple[dict[str, Any], list[int]]:
         """The batch's leads, linked to their customers; returns the counts and the customers, made
         before this batch, whose attributes `recompute` recomputes once this has committed."""
-        updated, with_customer, moved = 0, 0, []
+        updated, with_customer, moved, left = 0, 0, [], 0
         if linked.changes:
             self._copy(session, _COPY_CHANGES, linked.data)
             updated, with_customer, moved = session.execute(
                 text(WRITE_LEADS), {"after": batch.after, "last": batch.last, "run": self.run_id}
             ).one()
+        if moved:
+            # Customers the batch's leads left (the old app re-numbered them): recomputed in this
+            # transaction, because nothing but the write's result names them (a run resumed after it
+            # would find nothing to write). Rare: only leads whose number changed under their link.
+            locked = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved)}).scalars())
+            left = self._attributes(session, locked, batch.stamp)
         stats = {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
@@ -313,15 +318,14 @@ class LeadsPhase:
             "leads_changed": updated,
             "leads_skipped_concurrent": linked.changes - updated,
             "leads_linked": with_customer,
+            "customers_attributes_set": left,
         }
-        return stats, sorted(linked.linked.union(moved or ()).difference(linked.created))
+        return stats, sorted(linked.linked.difference(linked.created))
 
     def recompute(self, session: Session, batch: Prepared, touched: list[int]) -> int:
         """Once the batch has committed: the attributes of the customers made before it that it touched,
         recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
-        away = session.execute(text(MOVED_AWAY), {"after": batch.after, "last": batch.last}).scalars()
-        touched = sorted(set(touched).union(away))
         locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
         return self._attributes(session, locked, batch.stamp)
 
@@ -500,7 +504,11 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
             while len(filing) > keep and (wait or filing[0][3].done()):
                 done, stats, seconds, future = filing.popleft()
                 more, follow_s = future.result()
-                on_batch(done.rows, max(seconds, follow_s), {**stats, **more})
+                on_batch(
+                    done.rows,
+                    max(seconds, follow_s),
+                    {**stats, **{k: stats.get(k, 0) + v for k, v in more.items()}},
+                )
                 resize("follow", follow_s, done.rows)
 
         try:
