@@ -21,7 +21,7 @@ from leadhub.db import migrate
 from leadhub.db.models import Lead
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
-from leadhub.migration import pg_leads
+from leadhub.migration import bulk, pg_leads
 from leadhub.migration.backfill import run_backfill
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import verify
@@ -241,6 +241,41 @@ def test_a_run_stopped_after_a_batch_s_leads_were_written_ends_as_a_clean_run(
         finally:
             clean.dispose()
             stopped.dispose()
+
+
+def test_a_merge_that_fails_stops_the_run_and_the_resumed_run_ends_as_a_clean_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL two merge transactions run at once, on different keys. When one fails, the run
+    # stops with its error, and the keys left are merged when the run is resumed.
+    real, calls = bulk.merge_groups_pg, 0
+
+    def fails_the_third(session: Any, run_id: int, keys: list[str]) -> tuple[int, int, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("merge failed")
+        return real(session, run_id, keys)
+
+    with fresh_database(tmp_path) as clean_url, fresh_database(tmp_path) as failed_url:
+        clean = _legacy(clean_url, 2000, guide=True)
+        failed = _legacy(failed_url, 2000, guide=True)
+        try:
+            run_backfill(clean, batch_size=100)
+            monkeypatch.setattr(bulk, "merge_groups_pg", fails_the_third)
+            with pytest.raises(RuntimeError, match="merge failed"):
+                run_backfill(failed, batch_size=100)
+            with failed.connect() as conn:
+                left = conn.execute(text("SELECT count(*) FROM backfill_customer_keys")).scalar_one()
+                phase = conn.execute(text("SELECT phase FROM backfill_runs")).scalar_one()
+            assert phase == "merge" and left > 0 and calls >= 3
+            monkeypatch.undo()
+            assert run_backfill(failed, batch_size=100).resumed
+            assert _end_state(failed) == _end_state(clean)
+            assert verify(failed).ok
+        finally:
+            clean.dispose()
+            failed.dispose()
 
 
 def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_s_end_state(

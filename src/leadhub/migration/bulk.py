@@ -60,6 +60,12 @@ REKEY_CUSTOMERS = (
     "UPDATE customers c SET phone_number_normalized = m.phone FROM unnest(CAST(:rk AS bigint[]), "
     "CAST(:ph AS text[])) AS m(id, phone) WHERE c.id = m.id"
 )
+INSERT_KEYS = (
+    "INSERT INTO backfill_customer_keys (customer_id, e164, reason) SELECT * FROM unnest(CAST(:ids AS bigint[]), "
+    "CAST(:keys AS text[]), CAST(:reasons AS text[])) ON CONFLICT (customer_id) DO NOTHING"
+)
+# The next keys to merge, in order after the last one handed out (the index on e164).
+NEXT_KEYS = "SELECT DISTINCT e164 FROM backfill_customer_keys WHERE e164 > :last AND e164 <> '' ORDER BY e164 LIMIT :n"
 DELETE_KEYS = "DELETE FROM backfill_customer_keys WHERE e164 = ANY(CAST(:keys AS text[]))"
 DELETE_DETACHED_KEYS = "DELETE FROM backfill_customer_keys WHERE customer_id = ANY(CAST(:ids AS bigint[]))"
 # Attributes: the before-image of customers the legacy guide made (origin NULL), once per customer, then
