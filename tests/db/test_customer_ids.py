@@ -72,3 +72,22 @@ def test_the_revision_keeps_every_customer_and_link_and_starts_above_ids_the_bac
                 assert conn.execute(text("SELECT customer_id FROM leads_master")).scalar_one() == 3
         finally:
             engine.dispose()
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's foreign-key pragma")
+def test_foreign_keys_are_enforced_after_an_upgrade_whether_or_not_it_had_work_to_do(tmp_path: Path) -> None:
+    # The migration environment turns them off for a table rebuild; the pooled connection it used must
+    # enforce them again, also when the database was already at head.
+    with fresh_database(tmp_path) as url:
+        engine = make_engine(url, pool_size=1, max_overflow=0)
+        try:
+            for _ in range(2):
+                migrate.upgrade_engine(engine)
+                with engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                    with pytest.raises(IntegrityError):
+                        conn.execute(
+                            text("INSERT INTO leads_master (full_name, customer_id) VALUES ('x', 999)")
+                        )
+        finally:
+            engine.dispose()

@@ -155,6 +155,10 @@ def test_cli_db_sql_prints_the_upgrade(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "CREATE TABLE IF NOT EXISTS customers" in out
+    # revision 0016's rebuild is in the script too (the sqlite3 shell runs it with foreign keys off)
+    assert (
+        "PRIMARY KEY AUTOINCREMENT" in out and "ALTER TABLE _alembic_tmp_customers RENAME TO customers" in out
+    )
 
 
 def _venv_path() -> str:

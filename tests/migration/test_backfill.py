@@ -219,7 +219,8 @@ def test_undo_after_a_second_run_gives_back_the_legacy_rows_with_the_old_app_s_e
 
     before_leads, before_customers = leads(), customers()
     run_backfill(engine, batch_size=5)
-    edited = [ids[1], ids[5], ids[7]]  # a lead of a customer with others, a two-in-one phone, a landline
+    # a lead of a customer with others, a two-in-one phone, a landline, and a lead left unlinked (too short)
+    edited = [ids[1], ids[5], ids[7], ids[9]]
     with factory() as s:
         s.execute(update(Lead).where(Lead.id.in_(edited)).values(phone_number_normalized=edit))
         s.commit()

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    case,
     delete,
     func,
     literal,
@@ -383,7 +384,9 @@ def _move_references(
         upsert(session, _t(BackfillLeadLog))
         .from_select(
             ["lead_id", "run_id", "old_customer_id"],
-            select(Lead.id, literal(report.run_id, BigInteger), Lead.customer_id).where(Lead.customer_id.in_(old_ids)),
+            select(Lead.id, literal(report.run_id, BigInteger),
+                   # common.undo_link: a lead an earlier run linked (it keeps a legacy string) had no link
+                   case((Lead.phone_number_legacy.is_(None), Lead.customer_id))).where(Lead.customer_id.in_(old_ids)),
         )
         .on_conflict_do_nothing(index_elements=["lead_id"])
     )  # fmt: skip
@@ -533,7 +536,12 @@ def _leads_batch(session: Session, run_id: int, after: int, batch: int, region: 
         if e164 is None:
             key = reason or "empty"
             stats["unlinked_by_reason"][key] = stats["unlinked_by_reason"].get(key, 0) + 1
-        if (row.phone_number_normalized, row.customer_id, row.enquired_at) != (phone, customer_id, enquired):
+        # A kept legacy string the old app has since replaced counts too (common.undo_link).
+        if (row.phone_number_normalized, row.customer_id, row.enquired_at) != (
+            phone,
+            customer_id,
+            enquired,
+        ) or (row.phone_number_legacy not in (None, raw)):
             changes.append({"b_id": row.id, "b_old": row.phone_number_normalized, "phone_number_normalized": phone,
                             "phone_number_legacy": raw, "customer_id": customer_id, "enquired_at": enquired})  # fmt: skip
             logged, before = undo_link(row.customer_id, row.phone_number_legacy, raw)

@@ -292,7 +292,8 @@ def move_statements() -> list[str]:
     from leadhub.migration.common import customer_references
 
     statements = [
-        "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) SELECT id, :run, customer_id "
+        "INSERT INTO backfill_lead_log (lead_id, run_id, old_customer_id) "
+        "SELECT id, :run, CASE WHEN phone_number_legacy IS NULL THEN customer_id END "  # common.undo_link
         "FROM leads_master WHERE customer_id = ANY(CAST(:old AS bigint[])) ON CONFLICT (lead_id) DO NOTHING",
         "UPDATE leads_master l SET customer_id = m.new FROM unnest(CAST(:old AS bigint[]), CAST(:new AS bigint[])) "
         "AS m(old, new) WHERE l.customer_id = m.old",

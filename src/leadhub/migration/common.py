@@ -73,7 +73,10 @@ def undo_link(
     keeps no string. The first row logged for a lead is the one kept (the SQL inserts ON CONFLICT DO
     NOTHING). A lead an earlier run changed without logging it (it kept a string then, and had no link)
     had no link before the backfill: the link it has now is one the backfill made, and is not given
-    back. Used by the SQLite path; pg_leads.WRITE_LEADS and the --emit-sql script say the same in SQL."""
+    back. A run also counts a lead as changed when the legacy string it keeps is no longer the string
+    read (the old app replaced the phone, even of a lead that has no customer), so undo gives back the
+    edit. Used by the SQLite path; pg_leads.WRITE_LEADS, the merge's moves (bulk.move_statements,
+    backfill._move_references) and the --emit-sql script say the same in SQL."""
     before = old_customer_id if old_legacy is None else None
     return old_customer_id is not None or raw is None, before
 

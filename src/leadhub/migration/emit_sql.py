@@ -309,7 +309,8 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS backfill_script_changes AS SELECT * FROM backfill_script_batch WITH NO DATA;
     TRUNCATE backfill_script_changes;
     INSERT INTO backfill_script_changes SELECT * FROM backfill_script_batch
-      WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (coalesce(e164, raw), cid, enq);
+      WHERE (old_phone, old_cid, old_enq) IS DISTINCT FROM (coalesce(e164, raw), cid, enq)
+         OR (old_raw IS NOT NULL AND old_raw IS DISTINCT FROM raw);
     {
         e(
             bulk.INSERT_LEAD_LOGS,

@@ -260,7 +260,9 @@ class LeadsPhase:
                 )
             new_phone = e164 or source
             leads.append((
-                e164, phone == new_phone and enquired is not None, cid,
+                # done: phone and enquiry time are what the backfill writes, and the legacy string kept
+                # is still the one read (the old app may have replaced it: common.undo_link)
+                e164, phone == new_phone and enquired is not None and legacy in (None, source), cid,
                 f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
                 f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(legacy)}\t{_text(source)}\t"
                 f"{_text(new_phone)}\t",

@@ -32,8 +32,16 @@ def _run_migrations(connection: Connection) -> None:
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
+    except BaseException:
+        if sqlite and connection.in_transaction():
+            connection.rollback()
+        raise
     finally:
         if sqlite:
+            # Each revision committed its own transaction; what is left (the version read when there
+            # was nothing to run) is closed, or the pragma below would do nothing.
+            if connection.in_transaction():
+                connection.commit()
             connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 

@@ -19,7 +19,10 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
+
+from leadhub.db.types import UTCDateTime
 
 revision = "0016"
 down_revision = "0015"
@@ -27,22 +30,47 @@ branch_labels = None
 depends_on = None
 
 
+def _customers() -> sa.Table:
+    """`customers` as revisions 0001 and 0003 made it, for the offline script (nothing to reflect)."""
+    return sa.Table(
+        "customers", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("phone_number_normalized", sa.Text, nullable=False, unique=True),
+        sa.Column("full_name", sa.Text), sa.Column("email", sa.Text), sa.Column("city", sa.Text),
+        sa.Column("created_at", UTCDateTime, server_default=sa.func.now()),
+        sa.Column("updated_at", UTCDateTime, server_default=sa.func.now()),
+        sa.Column("origin", sa.Text),
+    )  # fmt: skip
+
+
 def _rebuild(autoincrement: bool) -> None:
     context = op.get_context()
     if context.dialect.name != "sqlite":
         return
-    if context.as_sql:  # `leadhub db sql` (a script for PostgreSQL): a rebuild needs the live table
-        op.execute("-- revision 0016 rebuilds customers on SQLite: run `leadhub db upgrade` there")
-        return
-    # The migration environment turned foreign keys off for this (a rebuild drops the old table, which
-    # SQLite would count as deleting its rows); every reference is checked before this commits.
+    # `leadhub db sql` writes a script for the sqlite3 shell (foreign keys off by default there), from
+    # the table as the revisions made it; online, the migration environment turned them off (a
+    # rebuild drops the old table, which SQLite would count as deleting its rows), and every reference
+    # to customers is checked before this commits.
+    offline = context.as_sql
+    if not offline and op.get_bind().exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError(
+            "revision 0016 must run with foreign keys off (leadhub's migration environment does it)"
+        )
     with op.batch_alter_table(
-        "customers", recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
+        "customers",
+        recreate="always",
+        table_kwargs={"sqlite_autoincrement": autoincrement},
+        copy_from=_customers() if offline else None,
     ):
         pass
-    broken = op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").all()
-    if broken:
-        raise RuntimeError(f"rebuilding customers left {len(broken)} broken references, e.g. {broken[:3]}")
+    if not offline:
+        # Only references to customers: rows the old app left pointing elsewhere are not this revision's.
+        check = op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").all()
+        broken = [row for row in check if row[2] == "customers"]
+        if broken:
+            raise RuntimeError(
+                f"rebuilding customers left {len(broken)} broken references, e.g. {broken[:3]}"
+            )
     if autoincrement:
         op.execute(
             "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(row_id) FROM backfill_log "
