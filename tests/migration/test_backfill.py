@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.db.models import BackfillLog, Branch, Customer, IntakeEvent, Lead
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
+from leadhub.migration import common
 from leadhub.migration.backfill import plan_backfill, run_backfill
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import unlinked_leads, verify
@@ -172,6 +173,45 @@ def test_undo_restores_every_row(engine: Engine, factory: sessionmaker[Session],
     with factory() as s:
         assert s.execute(select(func.count()).select_from(IntakeEvent)).scalar_one() == 0
         assert s.execute(select(func.count()).select_from(BackfillLog)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("stop_at", [2, 5, 9, 14])
+def test_undo_stopped_after_any_of_its_transactions_ends_as_an_uninterrupted_undo_when_run_again(
+    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, stop_at: int
+) -> None:
+    # Undo commits a batch at a time (customers, references, leads, external ids, the customers the
+    # backfill made, the logs): stopped after any of them, running it again finishes the job.
+    from leadhub.migration import undo as undo_module
+
+    with factory() as s:
+        insert_legacy(s)
+        guide_backfill(s)
+
+    def snapshot() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], int]:
+        with factory() as s:
+            leads = [tuple(r) for r in s.execute(select(Lead.__table__).order_by(Lead.id)).all()]
+            customers = [tuple(r) for r in s.execute(select(Customer.__table__).order_by(Customer.id)).all()]
+            logs = s.execute(select(func.count()).select_from(BackfillLog)).scalar_one()
+            return leads, customers, logs
+
+    before = snapshot()
+    run_backfill(engine, batch_size=5)
+    real, calls = common.with_retries, 0
+
+    def stops(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == stop_at:
+            raise RuntimeError("undo stopped")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(undo_module, "with_retries", stops)
+    with pytest.raises(RuntimeError, match="undo stopped"):
+        undo_backfill(engine, batch_size=3)
+    monkeypatch.undo()
+    assert snapshot() != before  # stopped part-way
+    undo_backfill(engine, batch_size=3)
+    assert snapshot() == before
 
 
 def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: sessionmaker[Session]) -> None:

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, delete, exists, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, exists, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from leadhub.db.dialect import upsert
+from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import BackfillLeadLog, BackfillLog, BackfillRun, IntakeEvent, Lead
 from leadhub.migration.common import CUSTOMERS, LEADS, Progress, customer_references, now, table, with_retries
 
@@ -34,6 +34,14 @@ class UndoReport:
         return asdict(self)
 
 
+RESTORE_LEADS = """
+UPDATE leads_master l SET phone_number_normalized = v.phone, phone_number_legacy = NULL, customer_id = v.cid,
+                          enquired_at = NULL
+FROM unnest(CAST(:ids AS bigint[]), CAST(:phones AS text[]), CAST(:cids AS bigint[])) AS v(id, phone, cid)
+WHERE l.id = v.id
+"""
+
+
 def _restore_row(before: dict[str, Any]) -> dict[str, Any]:
     row = dict(before)
     for key in ("created_at", "updated_at"):
@@ -46,22 +54,48 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
     report = UndoReport()
 
     # 1. Customers the repair merged or detached come back first (leads will point at them again),
-    #    and re-keyed / re-attributed ones get their old values. Oldest log entry wins per row.
+    #    and re-keyed / re-attributed ones get their old values, log entries applied in log order. A
+    #    batch's rows go in a few statements (one per kind), not one per row: entries for a row seen
+    #    earlier in the batch start a new group, so the order per row is kept.
     def customers(session: Session) -> int:
         logs = session.execute(
-            select(BackfillLog).where(BackfillLog.table_name == "customers", BackfillLog.restored.is_(False))
+            select(BackfillLog.id, BackfillLog.kind, BackfillLog.row_id, BackfillLog.before)
+            .where(BackfillLog.table_name == "customers", BackfillLog.restored.is_(False))
             .order_by(BackfillLog.id).limit(batch_size)
-        ).scalars().all()  # fmt: skip
+        ).all()  # fmt: skip
+        inserts: list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        grouped: set[int] = set()
+
+        def flush() -> None:
+            if inserts:
+                session.execute(
+                    upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["id"]), inserts
+                )
+            for columns, rows in updates.items():
+                session.execute(
+                    update(CUSTOMERS).where(CUSTOMERS.c.id == _b("b_id")).values({c: _b(c) for c in columns}),
+                    rows, execution_options={"synchronize_session": False},
+                )  # fmt: skip
+            inserts.clear()
+            updates.clear()
+            grouped.clear()
+
         for log in logs:
+            if log.row_id in grouped:
+                flush()
+            grouped.add(log.row_id)
             row = _restore_row(log.before)
             if log.kind in ("customer_merged", "customer_detached"):
-                session.execute(
-                    upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["id"]), [row]
-                )
+                inserts.append(row)
             else:  # customer_before
-                session.execute(update(CUSTOMERS).where(CUSTOMERS.c.id == log.row_id).values(
-                    {k: v for k, v in row.items() if k != "id"}))  # fmt: skip
-            log.restored = True
+                values = {k: v for k, v in row.items() if k != "id"}
+                updates.setdefault(tuple(sorted(values)), []).append({"b_id": log.row_id, **values})
+        flush()
+        if logs:
+            session.execute(
+                update(BackfillLog).where(BackfillLog.id.in_([log.id for log in logs])).values(restored=True)
+            )
         report.customers_restored += len(logs)
         return len(logs)
 
@@ -85,52 +119,109 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
 
     _drain(engine, references, "references", progress)
 
-    # 3. Leads: the legacy phone string, the old link (logged, or none), no enquiry time.
-    def leads(session: Session) -> int:
-        rows = session.execute(
-            select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id)
-            .outerjoin(BackfillLeadLog, BackfillLeadLog.lead_id == Lead.id)
-            .where(or_(Lead.phone_number_legacy.is_not(None), BackfillLeadLog.lead_id.is_not(None)))
-            .order_by(Lead.id).limit(batch_size)
-        ).all()  # fmt: skip
-        if rows:
-            session.execute(
-                update(LEADS).where(LEADS.c.id == _b("b_id")).values(
-                    phone_number_normalized=_b("phone"), phone_number_legacy=None, customer_id=_b("cid"),
-                    enquired_at=None),
-                [{"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id} for r in rows],
-                execution_options={"synchronize_session": False},
-            )  # fmt: skip
-            session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_([r.id for r in rows])))
-        report.leads_restored += len(rows)
-        return len(rows)
+    # 3. Leads: the legacy phone string, the old link (logged, or none), no enquiry time. Keyset
+    #    batches in id order (a restored lead no longer matches, so each batch starts where the last
+    #    ended instead of reading the restored ones again).
+    after = 0
+    while True:
 
-    _drain(engine, leads, "leads", progress)
+        def leads(session: Session, after: int = after) -> tuple[int, int]:
+            rows = session.execute(
+                select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id)
+                .outerjoin(BackfillLeadLog, BackfillLeadLog.lead_id == Lead.id)
+                .where(Lead.id > after, or_(Lead.phone_number_legacy.is_not(None), BackfillLeadLog.lead_id.is_not(None)))
+                .order_by(Lead.id).limit(batch_size)
+            ).all()  # fmt: skip
+            if not rows:
+                return after, 0
+            ids = [r.id for r in rows]
+            if dialect_name(session) == "postgresql":  # one statement a batch
+                session.execute(text(RESTORE_LEADS), {
+                    "ids": ids, "phones": [r.phone_number_legacy for r in rows], "cids": [r.old_customer_id for r in rows]})  # fmt: skip
+            else:
+                session.execute(
+                    update(LEADS).where(LEADS.c.id == _b("b_id")).values(
+                        phone_number_normalized=_b("phone"), phone_number_legacy=None, customer_id=_b("cid"),
+                        enquired_at=None),
+                    [{"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id} for r in rows],
+                    execution_options={"synchronize_session": False},
+                )  # fmt: skip
+            session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_(ids)))
+            return ids[-1], len(rows)
 
-    # 4. Legacy external ids the backfill registered, and customers it created that nothing uses.
-    def cleanup(session: Session) -> int:
-        events = cast(Table, IntakeEvent.__table__)
-        removed = session.execute(delete(events).where(events.c.outcome == "legacy")).rowcount  # type: ignore[attr-defined]
-        report.external_ids_removed += removed or 0
-        # Kept: backfill-made customers that live intake has used since (a lead or an inbox event).
-        refs = [(LEADS, "customer_id"), *customer_references()]
-        used = or_(*(exists().where(tbl.c[col] == CUSTOMERS.c.id) for tbl, col in refs))
-        in_use = list(
-            session.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.origin == "backfill", used)).scalars()
-        )
-        report.kept_for_live_intake = in_use
-        gone = session.execute(delete(CUSTOMERS).where(CUSTOMERS.c.origin == "backfill", ~used)).rowcount  # type: ignore[attr-defined]
-        report.customers_removed += gone or 0
-        session.execute(delete(BackfillLeadLog))
-        session.execute(delete(BackfillLog))
+        (after, restored), _ = with_retries(engine, leads)
+        if not restored:
+            break
+        report.leads_restored += restored
+        if progress:
+            progress("undo leads", report.leads_restored, None)
+
+    # 4. Legacy external ids the backfill registered, a batch a transaction.
+    events = cast(Table, IntakeEvent.__table__)
+
+    def external_ids(session: Session) -> int:
+        ids = list(session.execute(
+            select(events.c.id).where(events.c.outcome == "legacy").order_by(events.c.id).limit(batch_size)
+        ).scalars())  # fmt: skip
+        if ids:
+            session.execute(delete(events).where(events.c.id.in_(ids)))
+        return len(ids)
+
+    report.external_ids_removed += _drain(engine, external_ids, "external ids", progress)
+
+    # 5. Customers it created that nothing uses, a batch a transaction in id order. Kept: those live
+    #    intake has used since (a lead or an inbox event), reported. Every reference to customers is
+    #    indexed (revision 0017), so each delete's foreign-key checks are index probes.
+    refs = [(LEADS, "customer_id"), *customer_references()]
+    used = or_(*(exists().where(tbl.c[col] == CUSTOMERS.c.id) for tbl, col in refs))
+    after = 0
+    while True:
+
+        def made(session: Session, after: int = after) -> tuple[int, list[int], int]:
+            ids = list(session.execute(
+                select(CUSTOMERS.c.id).where(CUSTOMERS.c.origin == "backfill", CUSTOMERS.c.id > after)
+                .order_by(CUSTOMERS.c.id).limit(batch_size).with_for_update()
+            ).scalars())  # fmt: skip
+            if not ids:
+                return 0, [], 0
+            in_use = list(
+                session.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id.in_(ids), used)).scalars()
+            )
+            gone = session.execute(
+                delete(CUSTOMERS).where(CUSTOMERS.c.id.in_(sorted(set(ids) - set(in_use))))
+            ).rowcount  # type: ignore[attr-defined]
+            return ids[-1], in_use, gone or 0
+
+        (last, in_use, gone), _ = with_retries(engine, made)
+        if not last:
+            break
+        after = last
+        report.kept_for_live_intake += in_use
+        report.customers_removed += gone
+        if progress:
+            progress("undo customers made", report.customers_removed + len(report.kept_for_live_intake), None)
+
+    # 6. The logs, every row restored by now, a batch a transaction; then the runs are marked undone.
+    for model in (BackfillLog, BackfillLeadLog):
+        log = cast(Table, model.__table__)
+        key = next(iter(log.primary_key.columns))
+
+        def clear(session: Session, log: Table = log, key: Any = key) -> int:
+            ids = list(session.execute(select(key).order_by(key).limit(batch_size)).scalars())
+            if ids:
+                session.execute(delete(log).where(key.in_(ids)))
+            return len(ids)
+
+        _drain(engine, clear, log.name, progress)
+
+    def finish(session: Session) -> None:
         session.execute(
             update(BackfillRun)
             .where(BackfillRun.status != "undone")
             .values(status="undone", finished_at=now())
         )
-        return 0
 
-    with_retries(engine, cleanup)
+    with_retries(engine, finish)
     return report
 
 
@@ -138,12 +229,13 @@ def _b(name: str) -> Any:
     return bindparam(name)
 
 
-def _drain(engine: Engine, step: Any, phase: str, progress: Progress | None) -> None:
+def _drain(engine: Engine, step: Any, phase: str, progress: Progress | None) -> int:
+    """Run `step` (one transaction each) until it handles nothing; returns how many it handled."""
     done = 0
     while True:
         n, _ = with_retries(engine, step)
         if not n:
-            return
+            return done
         done += n
         if progress:
             progress(f"undo {phase}", done, None)

@@ -38,6 +38,12 @@ class IntakeEvent(Base):
             postgresql_where=text("source = 'walk_in'"),
             sqlite_where=text("source = 'walk_in'"),
         ),
+        Index(  # revision 0017: deleting a customer checks this reference
+            "ix_intake_events_customer_id",
+            "customer_id",
+            postgresql_where=text("customer_id IS NOT NULL"),
+            sqlite_where=text("customer_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)

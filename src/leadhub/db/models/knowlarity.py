@@ -33,6 +33,12 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_customer_id_started_at", "customer_id", "started_at"),
         Index("ix_calls_lead_id", "lead_id"),
+        Index(  # revision 0017: removing an inbox row checks this reference
+            "ix_calls_intake_event_id",
+            "intake_event_id",
+            postgresql_where=text("intake_event_id IS NOT NULL"),
+            sqlite_where=text("intake_event_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, Identity(always=False), primary_key=True)
