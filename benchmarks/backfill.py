@@ -96,12 +96,12 @@ def _leadhub_run(url: str, batch: int | None) -> dict[str, Any]:
     backfill_s, out = _leadhub(url, "backfill-customers", "--json", *sizing)
     report = json.loads(out)
     _checkpoint()
-    undo_s, _ = _leadhub(url, "backfill-customers", "--undo", "--json")
+    undo_s, undone = _leadhub(url, "backfill-customers", "--undo", "--json")
     return {"upgrade_s": round(upgrade_s, 2), "backfill_s": round(backfill_s, 2),
             "total_s": round(upgrade_s + backfill_s, 2), "longest_transaction_s": round(report["longest_transaction_s"], 3),
             "leads": report["leads_scanned"], "customers_created": report["customers_created"],
             "customers_merged": report["customers_merged"], "customers_detached": report["customers_detached"],
-            "undo_s": round(undo_s, 2)}  # fmt: skip
+            "undo_s": round(undo_s, 2), "undo_longest_transaction_s": round(json.loads(undone)["longest_transaction_s"], 3)}  # fmt: skip
 
 
 def main() -> None:
@@ -156,10 +156,11 @@ def main() -> None:
           f"(upgrade {ours['upgrade_s']} s, backfill {ours['backfill_s']} s, {result['leadhub_rows_per_s']:,} leads/s)")  # fmt: skip
     print(f"ratio leadhub/anchor: {result['ratio_total']} (backfill alone {result['ratio_backfill_only']}; "
           f"backfill alone against the anchor's SQL on leadhub's schema {result['ratio_backfill_to_schema']})")  # fmt: skip
-    print(f"longest backfill transaction: {ours['longest_transaction_s']} s; then --undo: {ours['undo_s']} s")
+    print(f"longest backfill transaction: {ours['longest_transaction_s']} s; then --undo: {ours['undo_s']} s "
+          f"(longest transaction {ours['undo_longest_transaction_s']} s)")  # fmt: skip
     print(f"repair path (guide-backfilled copy): {repair['total_s']} s, merged {repair['customers_merged']:,}, "
           f"detached {repair['customers_detached']:,}, longest transaction {repair['longest_transaction_s']} s; "
-          f"then --undo: {repair['undo_s']} s")  # fmt: skip
+          f"then --undo: {repair['undo_s']} s (longest transaction {repair['undo_longest_transaction_s']} s)")  # fmt: skip
     print(f"peak RSS of the largest child process (psql or leadhub): {peak_mb:.0f} MB")
 
 

@@ -9,9 +9,10 @@ are left alone and reported. Batched like the backfill, and safe to run again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, bindparam, delete, exists, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import BackfillLeadLog, BackfillLog, BackfillRun, IntakeEvent, Lead
 from leadhub.migration.common import CUSTOMERS, LEADS, Progress, customer_references, now, table, with_retries
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,6 +32,7 @@ class UndoReport:
     customers_removed: int = 0
     external_ids_removed: int = 0
     kept_for_live_intake: list[int] = field(default_factory=list)  # backfill-made customers now in use
+    longest_transaction_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +56,12 @@ def _restore_row(before: dict[str, Any]) -> dict[str, Any]:
 
 def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress | None = None) -> UndoReport:
     report = UndoReport()
+
+    def run(work: Callable[[Session], T]) -> T:
+        """One transaction (retried on a deadlock or serialization failure), its time noted."""
+        result, seconds = with_retries(engine, work)
+        report.longest_transaction_s = max(report.longest_transaction_s, seconds)
+        return result
 
     # 1. Customers the repair merged or detached come back first (leads will point at them again),
     #    and re-keyed / re-attributed ones get their old values, log entries applied in log order. A
@@ -99,7 +109,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
         report.customers_restored += len(logs)
         return len(logs)
 
-    _drain(engine, customers, "customers", progress)
+    _drain(run, customers, "customers", progress)
 
     # 2. Other references the repair moved.
     def references(session: Session) -> int:
@@ -117,7 +127,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
         report.references_restored += len(logs)
         return len(logs)
 
-    _drain(engine, references, "references", progress)
+    _drain(run, references, "references", progress)
 
     # 3. Leads: the legacy phone string, the old link (logged, or none), no enquiry time. Keyset
     #    batches in id order (a restored lead no longer matches, so each batch starts where the last
@@ -149,7 +159,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_(ids)))
             return ids[-1], len(rows)
 
-        (after, restored), _ = with_retries(engine, leads)
+        (after, restored) = run(leads)
         if not restored:
             break
         report.leads_restored += restored
@@ -167,7 +177,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             session.execute(delete(events).where(events.c.id.in_(ids)))
         return len(ids)
 
-    report.external_ids_removed += _drain(engine, external_ids, "external ids", progress)
+    report.external_ids_removed += _drain(run, external_ids, "external ids", progress)
 
     # 5. Customers it created that nothing uses, a batch a transaction in id order. Kept: those live
     #    intake has used since (a lead or an inbox event), reported. Every reference to customers is
@@ -192,7 +202,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             ).rowcount  # type: ignore[attr-defined]
             return ids[-1], in_use, gone or 0
 
-        (last, in_use, gone), _ = with_retries(engine, made)
+        (last, in_use, gone) = run(made)
         if not last:
             break
         after = last
@@ -212,7 +222,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
                 session.execute(delete(log).where(key.in_(ids)))
             return len(ids)
 
-        _drain(engine, clear, log.name, progress)
+        _drain(run, clear, log.name, progress)
 
     def finish(session: Session) -> None:
         session.execute(
@@ -221,7 +231,7 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             .values(status="undone", finished_at=now())
         )
 
-    with_retries(engine, finish)
+    run(finish)
     return report
 
 
@@ -229,11 +239,11 @@ def _b(name: str) -> Any:
     return bindparam(name)
 
 
-def _drain(engine: Engine, step: Any, phase: str, progress: Progress | None) -> int:
+def _drain(run: Callable[[Any], Any], step: Any, phase: str, progress: Progress | None) -> int:
     """Run `step` (one transaction each) until it handles nothing; returns how many it handled."""
     done = 0
     while True:
-        n, _ = with_retries(engine, step)
+        n = run(step)
         if not n:
             return done
         done += n
