@@ -94,6 +94,7 @@ def factory(engine: Engine) -> sessionmaker[Session]:
         else:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))  # ids start at 1 again (revision 0016)
     factory = make_session_factory(engine)
     with session_scope(factory) as session:  # revisions 0007 and 0008 seed these; the truncation removed them
         seed_built_in_roles(session)

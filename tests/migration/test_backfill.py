@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadhub.db.models import BackfillLog, Branch, Customer, IntakeEvent, Lead
+from leadhub.errors import LeadhubError
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
 from leadhub.migration import common
 from leadhub.migration.backfill import plan_backfill, run_backfill
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import unlinked_leads, verify
+from tests.conftest import _tables
 from tests.migration.legacy_rows import ROWS, T0, guide_backfill, insert_legacy
 
 ASHA, RAVI = "+919876543210", "+919123456789"
@@ -175,43 +178,128 @@ def test_undo_restores_every_row(engine: Engine, factory: sessionmaker[Session],
         assert s.execute(select(func.count()).select_from(BackfillLog)).scalar_one() == 0
 
 
-@pytest.mark.parametrize("stop_at", [2, 5, 9, 14])
+def _reset(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(_tables(engine))} RESTART IDENTITY CASCADE"))
+        else:
+            for table in _tables(engine):
+                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM sqlite_sequence"))
+
+
+def _stable(row: Any) -> tuple[object, ...]:
+    """A row with what live intake stamps "now" (times after the legacy rows', walk-in ids) made equal."""
+    return tuple(
+        "now"
+        if isinstance(v, datetime) and v > LIVE
+        else "auto"
+        if isinstance(v, str) and v.startswith("auto:")
+        else v
+        for v in row
+    )
+
+
+LIVE = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _everything(factory: sessionmaker[Session]) -> dict[str, object]:
+    """What undo leaves: every lead and customer, the inbox, the logs, the runs' states."""
+    with factory() as s:
+        return {
+            "leads": [_stable(r) for r in s.execute(select(Lead.__table__).order_by(Lead.id)).all()],
+            "customers": [_stable(r) for r in s.execute(select(Customer.__table__).order_by(Customer.id)).all()],
+            "events": [_stable(r) for r in s.execute(text(
+                "SELECT source, external_id, lead_id, customer_id, outcome FROM intake_events ORDER BY id"))],
+            "logs": [s.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in ("backfill_log", "backfill_lead_log")],
+            "runs": sorted(s.execute(text("SELECT status FROM backfill_runs")).scalars()),
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize("guide", [False, True], ids=["no-customers-yet", "guide-backfilled"])
 def test_undo_stopped_after_any_of_its_transactions_ends_as_an_uninterrupted_undo_when_run_again(
-    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, stop_at: int
+    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, guide: bool
 ) -> None:
     # Undo commits a batch at a time (customers, references, leads, external ids, the customers the
-    # backfill made, the logs): stopped after any of them, running it again finishes the job.
+    # backfill made, the logs, the runs). Stopped after each of its transactions in turn, a backfill
+    # refuses to start, and running undo again ends where an uninterrupted undo does, live intake's
+    # customer kept and reported.
     from leadhub.migration import undo as undo_module
 
+    real = common.with_retries
+
+    def prepare() -> None:
+        _reset(engine)
+        with factory() as s:
+            insert_legacy(s)
+            if guide:
+                guide_backfill(s)
+            s.add(Branch(name="Pune"))
+            s.commit()
+        run_backfill(engine, batch_size=5)
+        with factory() as s:  # a walk-in since the switch, for a number the backfill linked
+            branch = s.execute(select(Branch.id)).scalar_one()
+            ingest(s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch))
+            s.commit()
+
+    prepare()
+    reference = undo_backfill(engine, batch_size=3)
+    expected = _everything(factory)
+    assert len(reference.kept_for_live_intake) == (0 if guide else 1)
+    stop_at = 0
+    while True:
+        stop_at += 1
+        prepare()
+        calls = 0
+
+        def stops(*args: Any, stop_at: int = stop_at, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == stop_at:
+                raise RuntimeError("undo stopped")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(undo_module, "with_retries", stops)
+        try:
+            undo_backfill(engine, batch_size=3)
+            break  # it needs fewer transactions than that: every stopping point was tried
+        except RuntimeError as error:
+            assert str(error) == "undo stopped"
+        finally:
+            monkeypatch.undo()
+        if stop_at > 1:  # the runs are marked undoing: no backfill until the undo is finished
+            with pytest.raises(LeadhubError, match="undo of the backfill was interrupted"):
+                run_backfill(engine, batch_size=5)
+        again = undo_backfill(engine, batch_size=3)
+        assert _everything(factory) == expected, stop_at
+        assert again.kept_for_live_intake == reference.kept_for_live_intake
+    assert stop_at > 15  # each kind of transaction was stopped after at least once
+
+
+def test_undo_puts_back_a_canonical_customer_merged_into_an_older_one(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    # A customer already stored under the canonical phone (here made by live intake before the
+    # backfill) is merged into the guide's older customer, which takes its phone. Undo must give the
+    # survivor its old phone back before it re-inserts the merged customer with the canonical one.
     with factory() as s:
         insert_legacy(s)
         guide_backfill(s)
-
-    def snapshot() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], int]:
-        with factory() as s:
-            leads = [tuple(r) for r in s.execute(select(Lead.__table__).order_by(Lead.id)).all()]
-            customers = [tuple(r) for r in s.execute(select(Customer.__table__).order_by(Customer.id)).all()]
-            logs = s.execute(select(func.count()).select_from(BackfillLog)).scalar_one()
-            return leads, customers, logs
-
-    before = snapshot()
-    run_backfill(engine, batch_size=5)
-    real, calls = common.with_retries, 0
-
-    def stops(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == stop_at:
-            raise RuntimeError("undo stopped")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(undo_module, "with_retries", stops)
-    with pytest.raises(RuntimeError, match="undo stopped"):
-        undo_backfill(engine, batch_size=3)
-    monkeypatch.undo()
-    assert snapshot() != before  # stopped part-way
-    undo_backfill(engine, batch_size=3)
-    assert snapshot() == before
+        branch = Branch(name="Pune")
+        s.add(branch)
+        s.flush()
+        live = ingest(
+            s, Intake(source=Channel.WALK_IN, phone="+91 98765 43210", name="Asha", branch_id=branch.id)
+        )
+        s.commit()
+    before = _everything(factory)
+    report = run_backfill(engine, batch_size=5)
+    assert report.customers_merged >= 1
+    with factory() as s:
+        assert s.get(Customer, live.customer_id) is None  # merged away
+    undo_backfill(engine, batch_size=1000)  # one batch: the survivor and the merged customer together
+    after = _everything(factory)
+    assert after["customers"] == before["customers"] and after["leads"] == before["leads"]
 
 
 def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: sessionmaker[Session]) -> None:

@@ -50,6 +50,7 @@ from leadhub.db.models import (
     Lead,
     Source,
 )
+from leadhub.errors import LeadhubError
 from leadhub.migration import bulk, pg_leads
 from leadhub.migration.common import (
     CUSTOMERS,
@@ -146,6 +147,11 @@ def run_backfill(
 
 def _start_or_resume(engine: Engine, report: BackfillReport) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
+        if session.execute(select(BackfillRun.id).where(BackfillRun.status == "undoing").limit(1)).first():
+            raise LeadhubError(
+                "an undo of the backfill was interrupted: run `leadhub backfill-customers --undo` again to "
+                "finish it before backfilling"
+            )
         run = session.execute(
             select(BackfillRun)
             .where(BackfillRun.status == "running")

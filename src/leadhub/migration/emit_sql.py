@@ -141,6 +141,10 @@ BEGIN
     RAISE EXCEPTION 'leadhub: this script is for schema revision {revision}; run `leadhub db upgrade` '
       '(or re-emit the script for this database) first';
   END IF;
+  IF EXISTS (SELECT 1 FROM backfill_runs WHERE status = 'undoing') THEN
+    RAISE EXCEPTION 'leadhub: an undo of the backfill was interrupted; run `leadhub backfill-customers --undo` '
+      'again to finish it first';
+  END IF;
 END $check$;
 
 """

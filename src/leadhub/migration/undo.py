@@ -40,8 +40,9 @@ class UndoReport:
 
 RESTORE_LEADS = """
 UPDATE leads_master l SET phone_number_normalized = v.phone, phone_number_legacy = NULL, customer_id = v.cid,
-                          enquired_at = NULL
-FROM unnest(CAST(:ids AS bigint[]), CAST(:phones AS text[]), CAST(:cids AS bigint[])) AS v(id, phone, cid)
+                          enquired_at = v.enq
+FROM unnest(CAST(:ids AS bigint[]), CAST(:phones AS text[]), CAST(:cids AS bigint[]),
+            CAST(:enqs AS timestamptz[])) AS v(id, phone, cid, enq)
 WHERE l.id = v.id
 """
 
@@ -63,10 +64,19 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
         report.longest_transaction_s = max(report.longest_transaction_s, seconds)
         return result
 
+    # 0. The runs are undoing: no backfill starts or resumes until this undo has finished (an
+    #    interrupted one is finished by running it again).
+    def begin(session: Session) -> None:
+        session.execute(update(BackfillRun).where(BackfillRun.status != "undone").values(status="undoing"))
+
+    run(begin)
+
     # 1. Customers the repair merged or detached come back first (leads will point at them again),
-    #    and re-keyed / re-attributed ones get their old values, log entries applied in log order. A
-    #    batch's rows go in a few statements (one per kind), not one per row: entries for a row seen
-    #    earlier in the batch start a new group, so the order per row is kept.
+    #    and re-keyed / re-attributed ones get their old values. A batch's rows go in a few statements,
+    #    not one per row; entries for a row seen earlier in the batch start a new group, so each row's
+    #    entries apply in log order. In a group the old values go back before the merged and detached
+    #    customers return: a survivor gives back the canonical phone it took from a customer merged
+    #    into it before that customer is inserted with it again.
     def customers(session: Session) -> int:
         logs = session.execute(
             select(BackfillLog.id, BackfillLog.kind, BackfillLog.row_id, BackfillLog.before)
@@ -78,15 +88,15 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
         grouped: set[int] = set()
 
         def flush() -> None:
-            if inserts:
-                session.execute(
-                    upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["id"]), inserts
-                )
             for columns, rows in updates.items():
                 session.execute(
                     update(CUSTOMERS).where(CUSTOMERS.c.id == _b("b_id")).values({c: _b(c) for c in columns}),
                     rows, execution_options={"synchronize_session": False},
                 )  # fmt: skip
+            if inserts:
+                session.execute(
+                    upsert(session, CUSTOMERS).on_conflict_do_nothing(index_elements=["id"]), inserts
+                )
             inserts.clear()
             updates.clear()
             grouped.clear()
@@ -106,10 +116,9 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             session.execute(
                 update(BackfillLog).where(BackfillLog.id.in_([log.id for log in logs])).values(restored=True)
             )
-        report.customers_restored += len(logs)
         return len(logs)
 
-    _drain(run, customers, "customers", progress)
+    report.customers_restored += _drain(run, customers, "customers", progress)
 
     # 2. Other references the repair moved.
     def references(session: Session) -> int:
@@ -124,20 +133,21 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
                 update(tbl).where(pk == log.row_id).values({log.before["column"]: log.before["value"]})
             )
             log.restored = True
-        report.references_restored += len(logs)
         return len(logs)
 
-    _drain(run, references, "references", progress)
+    report.references_restored += _drain(run, references, "references", progress)
 
-    # 3. Leads: the legacy phone string, the old link (logged, or none), no enquiry time. Keyset
-    #    batches in id order (a restored lead no longer matches, so each batch starts where the last
-    #    ended instead of reading the restored ones again).
+    # 3. Leads: the legacy phone string, the old link (logged, or none), no enquiry time. A lead the
+    #    leads phase never wrote (no legacy string, a phone: live intake's, that only a merge moved)
+    #    gets only its link back; its phone and enquiry time are live intake's. Keyset batches in id
+    #    order (a restored lead no longer matches, so each batch starts where the last ended).
     after = 0
     while True:
 
         def leads(session: Session, after: int = after) -> tuple[int, int]:
             rows = session.execute(
-                select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id)
+                select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id, Lead.phone_number_normalized,
+                       Lead.enquired_at)
                 .outerjoin(BackfillLeadLog, BackfillLeadLog.lead_id == Lead.id)
                 .where(Lead.id > after, or_(Lead.phone_number_legacy.is_not(None), BackfillLeadLog.lead_id.is_not(None)))
                 .order_by(Lead.id).limit(batch_size)
@@ -145,15 +155,26 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             if not rows:
                 return after, 0
             ids = [r.id for r in rows]
+            restored = [
+                {
+                    "b_id": r.id,
+                    "phone": r.phone_number_normalized,
+                    "cid": r.old_customer_id,
+                    "enq": r.enquired_at,
+                }
+                if r.phone_number_legacy is None and r.phone_number_normalized is not None
+                else {"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id, "enq": None}
+                for r in rows
+            ]
             if dialect_name(session) == "postgresql":  # one statement a batch
-                session.execute(text(RESTORE_LEADS), {
-                    "ids": ids, "phones": [r.phone_number_legacy for r in rows], "cids": [r.old_customer_id for r in rows]})  # fmt: skip
+                session.execute(text(RESTORE_LEADS), {"ids": ids, "phones": [r["phone"] for r in restored],
+                    "cids": [r["cid"] for r in restored], "enqs": [r["enq"] for r in restored]})  # fmt: skip
             else:
                 session.execute(
                     update(LEADS).where(LEADS.c.id == _b("b_id")).values(
                         phone_number_normalized=_b("phone"), phone_number_legacy=None, customer_id=_b("cid"),
-                        enquired_at=None),
-                    [{"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id} for r in rows],
+                        enquired_at=_b("enq")),
+                    restored,
                     execution_options={"synchronize_session": False},
                 )  # fmt: skip
             session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_(ids)))
@@ -169,15 +190,16 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
     # 4. Legacy external ids the backfill registered, a batch a transaction.
     events = cast(Table, IntakeEvent.__table__)
 
-    def external_ids(session: Session) -> int:
+    def external_ids(session: Session, after: int) -> list[int]:
         ids = list(session.execute(
-            select(events.c.id).where(events.c.outcome == "legacy").order_by(events.c.id).limit(batch_size)
+            select(events.c.id).where(events.c.outcome == "legacy", events.c.id > after)
+            .order_by(events.c.id).limit(batch_size)
         ).scalars())  # fmt: skip
         if ids:
             session.execute(delete(events).where(events.c.id.in_(ids)))
-        return len(ids)
+        return ids
 
-    report.external_ids_removed += _drain(run, external_ids, "external ids", progress)
+    report.external_ids_removed += _drain_keyset(run, external_ids, "external ids", progress)
 
     # 5. Customers it created that nothing uses, a batch a transaction in id order. Kept: those live
     #    intake has used since (a lead or an inbox event), reported. Every reference to customers is
@@ -216,13 +238,15 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
         log = cast(Table, model.__table__)
         key = next(iter(log.primary_key.columns))
 
-        def clear(session: Session, log: Table = log, key: Any = key) -> int:
-            ids = list(session.execute(select(key).order_by(key).limit(batch_size)).scalars())
+        def clear(session: Session, after: int, log: Table = log, key: Any = key) -> list[int]:
+            ids = list(
+                session.execute(select(key).where(key > after).order_by(key).limit(batch_size)).scalars()
+            )
             if ids:
                 session.execute(delete(log).where(key.in_(ids)))
-            return len(ids)
+            return ids
 
-        _drain(run, clear, log.name, progress)
+        _drain_keyset(run, clear, log.name, progress)
 
     def finish(session: Session) -> None:
         session.execute(
@@ -237,6 +261,24 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
 
 def _b(name: str) -> Any:
     return bindparam(name)
+
+
+def _drain_keyset(
+    run: Callable[[Any], Any],
+    step: Callable[[Session, int], list[int]],
+    phase: str,
+    progress: Progress | None,
+) -> int:
+    """Run `step(session, after)` (one transaction each, handling the ids after `after` and returning
+    them) until it handles nothing; returns how many it handled."""
+    done, after = 0, 0
+    while True:
+        ids = run(lambda session, after=after: step(session, after))
+        if not ids:
+            return done
+        done, after = done + len(ids), ids[-1]
+        if progress:
+            progress(f"undo {phase}", done, None)
 
 
 def _drain(run: Callable[[Any], Any], step: Any, phase: str, progress: Progress | None) -> int:
