@@ -178,6 +178,17 @@ def test_undo_restores_every_row(engine: Engine, factory: sessionmaker[Session],
         assert s.execute(select(func.count()).select_from(BackfillLog)).scalar_one() == 0
 
 
+def _walk_in(factory: sessionmaker[Session], phone: str, name: str) -> Any:
+    """A walk-in through live intake (a new branch each time), committed; its intake result."""
+    with factory() as s:
+        branch = Branch(name="Pune")
+        s.add(branch)
+        s.flush()
+        result = ingest(s, Intake(source=Channel.WALK_IN, phone=phone, name=name, branch_id=branch.id))
+        s.commit()
+    return result
+
+
 def _reset(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -234,13 +245,8 @@ def test_undo_stopped_after_any_of_its_transactions_ends_as_an_uninterrupted_und
             insert_legacy(s)
             if guide:
                 guide_backfill(s)
-            s.add(Branch(name="Pune"))
-            s.commit()
         run_backfill(engine, batch_size=5)
-        with factory() as s:  # a walk-in since the switch, for a number the backfill linked
-            branch = s.execute(select(Branch.id)).scalar_one()
-            ingest(s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch))
-            s.commit()
+        _walk_in(factory, "+91 91234 56789", "Ravi")  # since the switch, for a number the backfill linked
 
     prepare()
     reference = undo_backfill(engine, batch_size=3)
@@ -285,13 +291,7 @@ def test_undo_puts_back_a_canonical_customer_merged_into_an_older_one(
     with factory() as s:
         insert_legacy(s)
         guide_backfill(s)
-        branch = Branch(name="Pune")
-        s.add(branch)
-        s.flush()
-        live = ingest(
-            s, Intake(source=Channel.WALK_IN, phone="+91 98765 43210", name="Asha", branch_id=branch.id)
-        )
-        s.commit()
+    live = _walk_in(factory, "+91 98765 43210", "Asha")
     before = _everything(factory)
     report = run_backfill(engine, batch_size=5)
     assert report.customers_merged >= 1
@@ -302,18 +302,33 @@ def test_undo_puts_back_a_canonical_customer_merged_into_an_older_one(
     assert after["customers"] == before["customers"] and after["leads"] == before["leads"]
 
 
+def test_undo_refuses_and_changes_nothing_when_a_merged_customer_s_id_is_taken(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    # A database where the id of a customer the repair merged was given to another customer since
+    # (SQLite did so before revision 0016): undo cannot put it back, so it changes nothing and says so.
+    with factory() as s:
+        insert_legacy(s)
+        guide_backfill(s)
+    run_backfill(engine, batch_size=5)
+    with factory() as s:
+        merged = s.execute(
+            select(BackfillLog.row_id).where(BackfillLog.kind == "customer_merged").order_by(BackfillLog.row_id)
+        ).scalars().first()  # fmt: skip
+        assert merged is not None
+        s.add(Customer(id=merged, phone_number_normalized="+919000000099", origin="intake"))
+        s.commit()
+    before = _everything(factory)
+    with pytest.raises(LeadhubError, match=f"customers \\[{merged}\\]"):
+        undo_backfill(engine, batch_size=3)
+    assert _everything(factory) == before
+
+
 def test_undo_leaves_live_intake_alone_and_reports_it(engine: Engine, factory: sessionmaker[Session]) -> None:
     with factory() as s:
         insert_legacy(s)
     run_backfill(engine)
-    with factory() as s:
-        branch = Branch(name="Pune")
-        s.add(branch)
-        s.flush()
-        live = ingest(
-            s, Intake(source=Channel.WALK_IN, phone="+91 91234 56789", name="Ravi", branch_id=branch.id)
-        )
-        s.commit()
+    live = _walk_in(factory, "+91 91234 56789", "Ravi")
     assert live.status is IntakeOutcome.CREATED
     report = undo_backfill(engine)
     assert report.kept_for_live_intake == [live.customer_id]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import BackfillLeadLog, BackfillLog, BackfillRun, IntakeEvent, Lead
+from leadhub.errors import LeadhubError
 from leadhub.migration.common import CUSTOMERS, LEADS, Progress, customer_references, now, table, with_retries
 
 T = TypeVar("T")
@@ -66,7 +67,20 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
 
     # 0. The runs are undoing: no backfill starts or resumes until this undo has finished (an
     #    interrupted one is finished by running it again).
+    #    First, before anything changes: a merged or detached customer not put back yet whose id
+    #    another customer holds now cannot come back (SQLite before revision 0016 gave out ids again).
     def begin(session: Session) -> None:
+        taken = list(session.execute(
+            select(BackfillLog.row_id).join(CUSTOMERS, CUSTOMERS.c.id == BackfillLog.row_id)
+            .where(BackfillLog.table_name == "customers", BackfillLog.restored.is_(False),
+                   BackfillLog.kind.in_(["customer_merged", "customer_detached"]))
+            .order_by(BackfillLog.row_id).limit(10)
+        ).scalars())  # fmt: skip
+        if taken:
+            raise LeadhubError(
+                f"undo cannot put back customers {taken} that the backfill merged or detached: other "
+                "customers hold their ids now; nothing was changed (restore the backup instead)"
+            )
         session.execute(update(BackfillRun).where(BackfillRun.status != "undone").values(status="undoing"))
 
     run(begin)
