@@ -214,7 +214,7 @@ def _stable(row: Any) -> tuple[object, ...]:
 LIVE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _everything(factory: sessionmaker[Session]) -> dict[str, object]:
+def _everything(factory: sessionmaker[Session]) -> dict[str, Any]:
     """What undo leaves: every lead and customer, the inbox, the logs, the runs' states."""
     with factory() as s:
         return {
@@ -300,6 +300,29 @@ def test_undo_puts_back_a_canonical_customer_merged_into_an_older_one(
     undo_backfill(engine, batch_size=1000)  # one batch: the survivor and the merged customer together
     after = _everything(factory)
     assert after["customers"] == before["customers"] and after["leads"] == before["leads"]
+
+
+def test_undo_after_a_second_run_merged_a_customer_the_first_made_gives_back_the_legacy_links(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    # Between two runs someone runs the guide's SQL again: a customer under a legacy string, older
+    # than the one the first run made for that number. The second run merges the first run's customer
+    # into it and moves its leads: those leads had no link before the backfill, and undo must say so.
+    with factory() as s:
+        insert_legacy(s)
+    before = _everything(factory)
+    run_backfill(engine, batch_size=5)
+    with factory() as s:
+        s.add(Customer(phone_number_normalized="09876543210", full_name="Asha Patel",
+                       created_at=datetime(2024, 1, 1, tzinfo=UTC), updated_at=datetime(2024, 1, 1, tzinfo=UTC)))  # fmt: skip
+        s.commit()
+    between = _everything(factory)
+    assert run_backfill(engine, batch_size=5).customers_merged == 1
+    report = undo_backfill(engine, batch_size=3)
+    assert report.kept_for_live_intake == []
+    after = _everything(factory)
+    assert after["leads"] == before["leads"]
+    assert after["customers"] == [c for c in between["customers"] if c[1] == "09876543210"]
 
 
 def test_undo_refuses_and_changes_nothing_when_a_merged_customer_s_id_is_taken(
