@@ -84,9 +84,8 @@ def _tables(engine: Engine) -> list[str]:
     return [t.name for t in reversed(Base.metadata.sorted_tables)]
 
 
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory on empty tables."""
+def empty_database(engine: Engine) -> None:
+    """Every table emptied (ids start at 1 again), the built-in roles and reasons seeded again."""
     tables = _tables(engine)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -95,11 +94,16 @@ def factory(engine: Engine) -> sessionmaker[Session]:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
             conn.execute(text("DELETE FROM sqlite_sequence"))  # ids start at 1 again (revision 0016)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:  # revisions 0007 and 0008 seed these; the truncation removed them
+    with session_scope(make_session_factory(engine)) as session:  # revisions 0007 and 0008 seed these
         seed_built_in_roles(session)
         seed_default_reasons(session)
-    return factory
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on empty tables."""
+    empty_database(engine)
+    return make_session_factory(engine)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from leadhub.migration import common
 from leadhub.migration.backfill import plan_backfill, run_backfill
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import unlinked_leads, verify
-from tests.conftest import _tables
+from tests.conftest import empty_database
 from tests.migration.legacy_rows import ROWS, T0, guide_backfill, insert_legacy
 
 ASHA, RAVI = "+919876543210", "+919123456789"
@@ -189,16 +189,6 @@ def _walk_in(factory: sessionmaker[Session], phone: str, name: str) -> Any:
     return result
 
 
-def _reset(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(_tables(engine))} RESTART IDENTITY CASCADE"))
-        else:
-            for table in _tables(engine):
-                conn.execute(text(f"DELETE FROM {table}"))
-            conn.execute(text("DELETE FROM sqlite_sequence"))
-
-
 def _stable(row: Any) -> tuple[object, ...]:
     """A row with what live intake stamps "now" (times after the legacy rows', walk-in ids) made equal."""
     return tuple(
@@ -240,7 +230,7 @@ def test_undo_stopped_after_any_of_its_transactions_ends_as_an_uninterrupted_und
     real = common.with_retries
 
     def prepare() -> None:
-        _reset(engine)
+        empty_database(engine)
         with factory() as s:
             insert_legacy(s)
             if guide:

@@ -237,17 +237,7 @@ def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], bat
             e164, reason = canonical(phone, region)
             if e164 != phone:
                 staged.append({"customer_id": customer_id, "e164": e164, "reason": reason})
-        if staged and dialect_name(session) == "postgresql":  # one statement, not one per customer
-            session.execute(text(bulk.INSERT_KEYS), {
-                "ids": [k["customer_id"] for k in staged], "keys": [k["e164"] for k in staged],
-                "reasons": [k["reason"] for k in staged]})  # fmt: skip
-        elif staged:
-            session.execute(
-                upsert(session, _t(BackfillCustomerKey)).on_conflict_do_nothing(
-                    index_elements=["customer_id"]
-                ),
-                staged,
-            )
+        bulk.insert_keys(session, staged)
         return int(rows[-1][0]), len(rows), {}
 
     _keyset_phase(engine, report, run, "keys", _count(engine, Customer), step, progress)
@@ -262,7 +252,7 @@ def _phase_keys(engine: Engine, report: BackfillReport, run: dict[str, Any], bat
 
 def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: Progress | None) -> None:
     total, done = _count(engine, BackfillCustomerKey), 0
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql":  # every valid key; what is left below is the detaching
         done = _merge_keys_pg(engine, report, batch, total, progress)
     # Groups per transaction adapt to how long the last one took, so no transaction holds its row
     # locks for long however many customers a phone has (the GitLab batch-optimizer idea, simplified).
@@ -277,13 +267,6 @@ def _phase_merge(engine: Engine, report: BackfillReport, batch: int, progress: P
                 ).scalars()
             )  # fmt: skip
             handled = 0
-            if keys and dialect_name(session) == "postgresql":
-                handled, merged, rekeyed = bulk.merge_groups_pg(
-                    session, report.run_id, [k for k in keys if k]
-                )
-                report.customers_merged += merged
-                report.customers_rekeyed += rekeyed
-                return handled
             for e164 in keys:
                 assert e164 is not None
                 handled += _merge_group(session, report, e164)

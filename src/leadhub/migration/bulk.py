@@ -15,7 +15,7 @@ from sqlalchemy import Table, and_, bindparam, case, or_, text, update
 from sqlalchemy.orm import Session
 
 from leadhub.db.dialect import dialect_name, upsert
-from leadhub.db.models import BackfillCustomerAttrs, BackfillLeadLog, IntakeEvent
+from leadhub.db.models import BackfillCustomerAttrs, BackfillCustomerKey, BackfillLeadLog, IntakeEvent
 from leadhub.migration.common import CUSTOMERS, LEADS
 
 # PostgreSQL statement texts, shared with the `--emit-sql` script (leadhub.migration.emit_sql), which
@@ -107,6 +107,20 @@ def insert_customers(session: Session, phones: list[str], stamp: datetime) -> in
         .returning(CUSTOMERS.c.id),
         [{"phone_number_normalized": p, "origin": "backfill", "created_at": stamp, "updated_at": stamp} for p in phones],
     ).all())  # fmt: skip
+
+
+def insert_keys(session: Session, staged: list[dict[str, Any]]) -> None:
+    """Stage the canonical key (or None and why) of customers whose stored phone is not canonical."""
+    if not staged:
+        return
+    if _pg(session):  # one statement, not one per customer
+        session.execute(text(INSERT_KEYS), {"ids": _column(staged, "customer_id"), "keys": _column(staged, "e164"),
+                                            "reasons": _column(staged, "reason")})  # fmt: skip
+        return
+    session.execute(
+        upsert(session, _t(BackfillCustomerKey)).on_conflict_do_nothing(index_elements=["customer_id"]),
+        staged,
+    )
 
 
 def customer_ids(session: Session, phones: list[str]) -> dict[str, int]:

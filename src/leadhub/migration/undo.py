@@ -155,51 +155,38 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
     #    leads phase never wrote (no legacy string, a phone: live intake's, that only a merge moved)
     #    gets only its link back; its phone and enquiry time are live intake's. Keyset batches in id
     #    order (a restored lead no longer matches, so each batch starts where the last ended).
-    after = 0
-    while True:
+    def leads(session: Session, after: int) -> list[int]:
+        rows = session.execute(
+            select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id, Lead.phone_number_normalized,
+                   Lead.enquired_at)
+            .outerjoin(BackfillLeadLog, BackfillLeadLog.lead_id == Lead.id)
+            .where(Lead.id > after, or_(Lead.phone_number_legacy.is_not(None), BackfillLeadLog.lead_id.is_not(None)))
+            .order_by(Lead.id).limit(batch_size)
+        ).all()  # fmt: skip
+        if not rows:
+            return []
+        restored = [
+            {"b_id": r.id, "phone": r.phone_number_normalized, "cid": r.old_customer_id, "enq": r.enquired_at}
+            if r.phone_number_legacy is None and r.phone_number_normalized is not None
+            else {"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id, "enq": None}
+            for r in rows
+        ]
+        ids = [r["b_id"] for r in restored]
+        if dialect_name(session) == "postgresql":  # one statement a batch
+            session.execute(text(RESTORE_LEADS), {"ids": ids, "phones": [r["phone"] for r in restored],
+                "cids": [r["cid"] for r in restored], "enqs": [r["enq"] for r in restored]})  # fmt: skip
+        else:
+            session.execute(
+                update(LEADS).where(LEADS.c.id == _b("b_id")).values(
+                    phone_number_normalized=_b("phone"), phone_number_legacy=None, customer_id=_b("cid"),
+                    enquired_at=_b("enq")),
+                restored,
+                execution_options={"synchronize_session": False},
+            )  # fmt: skip
+        session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_(ids)))
+        return ids
 
-        def leads(session: Session, after: int = after) -> tuple[int, int]:
-            rows = session.execute(
-                select(Lead.id, Lead.phone_number_legacy, BackfillLeadLog.old_customer_id, Lead.phone_number_normalized,
-                       Lead.enquired_at)
-                .outerjoin(BackfillLeadLog, BackfillLeadLog.lead_id == Lead.id)
-                .where(Lead.id > after, or_(Lead.phone_number_legacy.is_not(None), BackfillLeadLog.lead_id.is_not(None)))
-                .order_by(Lead.id).limit(batch_size)
-            ).all()  # fmt: skip
-            if not rows:
-                return after, 0
-            ids = [r.id for r in rows]
-            restored = [
-                {
-                    "b_id": r.id,
-                    "phone": r.phone_number_normalized,
-                    "cid": r.old_customer_id,
-                    "enq": r.enquired_at,
-                }
-                if r.phone_number_legacy is None and r.phone_number_normalized is not None
-                else {"b_id": r.id, "phone": r.phone_number_legacy, "cid": r.old_customer_id, "enq": None}
-                for r in rows
-            ]
-            if dialect_name(session) == "postgresql":  # one statement a batch
-                session.execute(text(RESTORE_LEADS), {"ids": ids, "phones": [r["phone"] for r in restored],
-                    "cids": [r["cid"] for r in restored], "enqs": [r["enq"] for r in restored]})  # fmt: skip
-            else:
-                session.execute(
-                    update(LEADS).where(LEADS.c.id == _b("b_id")).values(
-                        phone_number_normalized=_b("phone"), phone_number_legacy=None, customer_id=_b("cid"),
-                        enquired_at=_b("enq")),
-                    restored,
-                    execution_options={"synchronize_session": False},
-                )  # fmt: skip
-            session.execute(delete(BackfillLeadLog).where(BackfillLeadLog.lead_id.in_(ids)))
-            return ids[-1], len(rows)
-
-        (after, restored) = run(leads)
-        if not restored:
-            break
-        report.leads_restored += restored
-        if progress:
-            progress("undo leads", report.leads_restored, None)
+    report.leads_restored += _drain_keyset(run, leads, "leads", progress)
 
     # 4. Legacy external ids the backfill registered, a batch a transaction.
     events = cast(Table, IntakeEvent.__table__)
@@ -216,36 +203,26 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
     report.external_ids_removed += _drain_keyset(run, external_ids, "external ids", progress)
 
     # 5. Customers it created that nothing uses, a batch a transaction in id order. Kept: those live
-    #    intake has used since (a lead or an inbox event), reported. Every reference to customers is
-    #    indexed (revision 0017), so each delete's foreign-key checks are index probes.
+    #    intake has used since (a lead or an inbox event): the ones left afterwards, reported. Every
+    #    reference to customers is indexed (revision 0017), so each delete's foreign-key checks are
+    #    index probes.
     refs = [(LEADS, "customer_id"), *customer_references()]
     used = or_(*(exists().where(tbl.c[col] == CUSTOMERS.c.id) for tbl, col in refs))
-    after = 0
-    while True:
+    made_by_backfill = select(CUSTOMERS.c.id).where(CUSTOMERS.c.origin == "backfill").order_by(CUSTOMERS.c.id)
 
-        def made(session: Session, after: int = after) -> tuple[int, list[int], int]:
-            ids = list(session.execute(
-                select(CUSTOMERS.c.id).where(CUSTOMERS.c.origin == "backfill", CUSTOMERS.c.id > after)
-                .order_by(CUSTOMERS.c.id).limit(batch_size).with_for_update()
-            ).scalars())  # fmt: skip
-            if not ids:
-                return 0, [], 0
-            in_use = list(
-                session.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id.in_(ids), used)).scalars()
-            )
-            gone = session.execute(
-                delete(CUSTOMERS).where(CUSTOMERS.c.id.in_(sorted(set(ids) - set(in_use))))
-            ).rowcount  # type: ignore[attr-defined]
-            return ids[-1], in_use, gone or 0
+    def made(session: Session, after: int) -> list[int]:
+        ids = list(session.execute(
+            made_by_backfill.where(CUSTOMERS.c.id > after).limit(batch_size).with_for_update()
+        ).scalars())  # fmt: skip
+        if not ids:
+            return []
+        in_use = session.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.id.in_(ids), used)).scalars()
+        session.execute(delete(CUSTOMERS).where(CUSTOMERS.c.id.in_(sorted(set(ids) - set(in_use)))))
+        return ids
 
-        (last, in_use, gone) = run(made)
-        if not last:
-            break
-        after = last
-        report.kept_for_live_intake += in_use
-        report.customers_removed += gone
-        if progress:
-            progress("undo customers made", report.customers_removed + len(report.kept_for_live_intake), None)
+    handled = _drain_keyset(run, made, "customers made", progress)
+    report.kept_for_live_intake = run(lambda session: list(session.execute(made_by_backfill).scalars()))
+    report.customers_removed += handled - len(report.kept_for_live_intake)
 
     # 6. The logs, every row restored by now, a batch a transaction; then the runs are marked undone.
     for model in (BackfillLog, BackfillLeadLog):

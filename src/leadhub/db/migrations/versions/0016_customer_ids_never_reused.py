@@ -9,8 +9,7 @@ its counter starts above every id the table or the backfill log has held.
 
 The table is rebuilt (SQLite cannot change a primary key in place) with the same ids, as SQLite's
 documented procedure does: foreign keys off, then every reference checked before the revision
-commits. PostgreSQL
-identities never reuse a value: nothing to do there.
+commits. PostgreSQL identities never reuse a value: nothing to do there.
 
 Revision ID: 0016
 Revises: 0015
