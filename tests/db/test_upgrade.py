@@ -166,3 +166,49 @@ def _venv_path() -> str:
     import sys
 
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _leads_master_indexes(url: str) -> list[tuple[str, str, bool]]:
+    with psycopg.connect(_libpq(url)) as conn:
+        return [
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'leads_master'::regclass ORDER BY 1"
+            )
+        ]
+
+
+@requires_postgres
+def test_with_a_big_backfill_to_come_the_staff_list_indexes_are_left_to_the_backfill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadhub.db import ddl
+    from leadhub.migration.backfill import run_backfill
+    from leadhub.migration.verify import verify
+
+    staff = ["ix_leads_master_assigned_to_id", "ix_leads_master_branch_id_id", "ix_leads_master_followup_set"]
+    with fresh_database(tmp_path) as built, fresh_database(tmp_path) as left:
+        for url in (built, left):
+            _fixture(url, n=500, guide_backfill=False)
+        migrate.upgrade(built)
+        monkeypatch.setattr(ddl, "BACKFILL_PENDING_LEADS", 300)  # 500 leads to backfill count as many
+        migrate.upgrade(left)
+        monkeypatch.undo()
+        expected = _leads_master_indexes(built)
+        assert {name for name, _, _ in expected} >= set(staff)
+        assert [name for name, _, _ in _leads_master_indexes(left)] == sorted(
+            {name for name, _, _ in expected} - set(staff)
+        )
+        with psycopg.connect(_libpq(left)) as conn:
+            # revision 0015 replaced the full follow-up index it would have built, so it is not waiting
+            waiting = [r[0] for r in conn.execute("SELECT name FROM backfill_set_aside ORDER BY name")]
+        assert waiting == staff
+        engine = make_engine(left)
+        assert not verify(engine).ok
+        report = run_backfill(engine)
+        assert report.set_aside == [] and sorted(report.put_back) == staff
+        assert verify(engine).ok
+        engine.dispose()
+        assert _leads_master_indexes(left) == expected
+        _assert_schema_matches_models(left)

@@ -20,9 +20,11 @@ from leadhub.customers.names import clean_name, clean_text
 from leadhub.db import migrate
 from leadhub.db.models import Lead
 from leadhub.db.session import make_engine, make_session_factory, session_scope
+from leadhub.errors import LeadhubError
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
 from leadhub.migration import bulk, pg_leads
 from leadhub.migration.backfill import run_backfill
+from leadhub.migration.set_aside import Mode
 from leadhub.migration.undo import undo_backfill
 from leadhub.migration.verify import verify
 from tests.conftest import SHARED, fresh_database, psql, requires_postgres
@@ -64,6 +66,21 @@ def _end_state(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             "events": [tuple(r) for r in conn.execute(text(
                 "SELECT source, external_id, lead_id, status FROM intake_events ORDER BY source, external_id"))],
         }  # fmt: skip
+
+
+def _schema(engine: Engine) -> list[tuple[Any, ...]]:
+    """The indexes and constraints of the two tables the backfill's set-aside touches, with validity."""
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(text(
+            "SELECT 'index', c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid IN ('leads_master'::regclass, 'intake_events'::regclass) "
+            "UNION ALL SELECT 'constraint', conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+            "WHERE conrelid IN ('leads_master'::regclass, 'intake_events'::regclass)")))  # fmt: skip
+
+
+def _waiting(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT name FROM backfill_set_aside ORDER BY name")).scalars())
 
 
 def _not_replayed(engine: Engine) -> list[int]:
@@ -144,23 +161,32 @@ def test_killed_at_random_points_then_finished_equals_a_clean_run(tmp_path: Path
             targets = [(repair, at(customers, 0.1, 0.8) if repair == "keys" else 0), ("leads", at(leads, 0.05, 0.45)),
                        ("leads", at(leads, 0.55, 0.95))]  # fmt: skip
             env = {**os.environ, "LEADHUB_DATABASE_URL": killed_url}
+            # The killed runs set aside the staff-list indexes and the foreign keys while they write the
+            # leads: each kill in the leads pass leaves them dropped, with their definitions kept.
             cmd = [
                 str(Path(sys.executable).parent / "leadhub"),
                 "backfill-customers",
                 "--batch-size",
                 "100",
+                "--set-aside",
+                "always",
                 "--json",
             ]
-            kills = []
+            schema = _schema(clean)
+            kills, waiting = [], []
             for phase, past in targets:
                 with subprocess.Popen(
                     cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 ) as child:
                     kills.append(_kill_at(child, killed, phase, past))
+                waiting.append(_waiting(killed))
             assert kills == [True, True, True], (targets, kills)
+            assert len(waiting[1]) == len(waiting[2]) == 6 and _schema(killed) != schema
+            assert not verify(killed).ok
             finished = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             assert '"run_id"' in finished.stdout
             assert _end_state(killed) == _end_state(clean)
+            assert _schema(killed) == schema and _waiting(killed) == []
             assert verify(killed).ok
         finally:
             clean.dispose()
@@ -299,9 +325,11 @@ def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_
         timed.dispose()
 
 
-def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [Mode.NEVER, Mode.ALWAYS], ids=["keys-in-place", "keys-set-aside"])
+def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_path: Path, mode: Mode) -> None:
     with fresh_database(tmp_path) as url:
         engine = _legacy(url, 2000, guide=True)
+        schema = _schema(engine)
         with engine.connect() as conn:
             mobiles = [r[0] for r in conn.execute(text(
                 "SELECT DISTINCT right(phone_number_normalized, 10) FROM leads_master "
@@ -328,15 +356,22 @@ def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_pat
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(live, w) for w in range(4)]
-            run_backfill(engine, batch_size=200)
-            stop.set()
+            try:
+                first = run_backfill(engine, batch_size=200, set_aside_mode=mode)
+            finally:
+                stop.set()
             for f in futures:
                 f.result()
         assert errors == []
         assert len(results) > 50
+        assert len(first.set_aside) == (6 if mode is Mode.ALWAYS else 0)
+        assert sorted(first.put_back) == sorted(first.set_aside)
+        assert _schema(engine) == schema
         report = verify(engine)
         assert report.ok, report.to_json()
-        run_backfill(engine)  # leads the live writers added after the keyset passed them
+        # leads the live writers added after the keyset passed them; a run with little to do (as after
+        # the switch, when staff read the indexes) sets nothing aside
+        assert run_backfill(engine).set_aside == []
         assert verify(engine).ok
         with make_session_factory(engine)() as s:
             assert (
@@ -345,4 +380,64 @@ def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_pat
                 ).first()
                 is None
             )
+        engine.dispose()
+
+
+def _stop_at_the_fifth_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = pg_leads.LeadsPhase.register, 0
+
+    def register(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("stopped")
+        return real(self, session, batch)
+
+    monkeypatch.setattr(pg_leads.LeadsPhase, "register", register)
+
+
+def test_a_run_stopped_with_keys_set_aside_is_flagged_and_undo_puts_them_back_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fresh_database(tmp_path) as url:
+        engine = _legacy(url, 2000, guide=True)
+        before, schema = _every_row(engine), _schema(engine)
+        _stop_at_the_fifth_registration(monkeypatch)
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_backfill(engine, batch_size=100, set_aside_mode=Mode.ALWAYS)
+        monkeypatch.undo()
+        waiting = _waiting(engine)
+        assert len(waiting) == 6 and _schema(engine) != schema
+        checks = {c.name: c for c in verify(engine).checks}
+        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == 6
+        report = undo_backfill(engine, batch_size=400)
+        assert sorted(report.put_back) == waiting
+        assert _schema(engine) == schema and _every_row(engine) == before
+        engine.dispose()
+
+
+def test_a_row_that_broke_a_set_aside_key_stops_the_run_naming_it_and_the_key_stays_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fresh_database(tmp_path) as url:
+        engine = _legacy(url, 2000, guide=False)
+        _stop_at_the_fifth_registration(monkeypatch)
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_backfill(engine, batch_size=100, set_aside_mode=Mode.ALWAYS)
+        monkeypatch.undo()
+        with engine.begin() as conn:  # something outside the backfill deletes a customer with leads
+            gone = conn.execute(text(
+                "DELETE FROM customers WHERE id = (SELECT customer_id FROM leads_master WHERE customer_id IS NOT NULL "
+                "ORDER BY id LIMIT 1) RETURNING id")).scalar_one()  # fmt: skip
+        with pytest.raises(LeadhubError, match="leads_master_customer_id_fkey is back but not valid"):
+            run_backfill(engine, batch_size=100)
+        assert _waiting(engine) == ["leads_master_customer_id_fkey"]
+        report = verify(engine)
+        checks = {c.name: c for c in report.checks}
+        assert not report.ok and checks["leads pointing at a missing customer"].value > 0
+        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == 1
+        with engine.connect() as conn:
+            assert conn.execute(
+                text("SELECT count(*) FROM leads_master WHERE customer_id = :c"), {"c": gone}
+            ).scalar_one()
         engine.dispose()

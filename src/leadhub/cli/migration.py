@@ -81,14 +81,29 @@ def backfill_customers(
             "(PostgreSQL only); change nothing",
         ),
     ] = None,
+    set_aside: Annotated[
+        str,
+        typer.Option(
+            "--set-aside",
+            help="PostgreSQL: drop leadhub's staff-list indexes and the foreign keys the lead writes check "
+            "while the leads are written, and build them again (CONCURRENTLY, then validated) at the end. "
+            "auto: when at least 100,000 leads are still to be backfilled; always; never (use never once "
+            "staff work in leadhub, whose lists read those indexes)",
+        ),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Canonicalise legacy phones, repair duplicate customers, link every lead. Online, batched,
     resumable after a crash (run it again), idempotent (a second run changes nothing)."""
     from leadhub.migration.backfill import plan_backfill, run_backfill
+    from leadhub.migration.set_aside import Mode
     from leadhub.migration.undo import undo_backfill
     from leadhub.migration.verify import unlinked_leads
 
+    try:
+        mode = Mode(set_aside)
+    except ValueError:
+        raise typer.BadParameter("must be auto, always or never", param_hint="--set-aside") from None
     settings = _settings()
     engine = make_engine(settings.database_url)
     reporter = _Reporter(enabled=not as_json)
@@ -107,9 +122,8 @@ def backfill_customers(
             result = undo_backfill(engine, batch_size=batch_size or 5000, progress=reporter).to_json()
         else:
             started = time.perf_counter()
-            report = run_backfill(
-                engine, batch_size=batch_size, region=settings.phone_region, progress=reporter
-            )
+            report = run_backfill(engine, batch_size=batch_size, region=settings.phone_region, progress=reporter,
+                                  set_aside_mode=mode)  # fmt: skip
             result = {**report.to_json(), "seconds": round(time.perf_counter() - started, 2)}
             if report_invalid is not None:
                 result["unlinked_by_reason"] = unlinked_leads(

@@ -75,16 +75,57 @@ END $$"""
         op.execute(f"ALTER TABLE {_q(table)} VALIDATE CONSTRAINT {_q(name)}")
 
 
+# Leads still to backfill from which a leads_master index built only for the staff is left to the
+# backfill (leadhub.migration.set_aside.MIN_LEADS, the same count).
+BACKFILL_PENDING_LEADS = 100_000
+# leadhub.migration.set_aside's table (revision 0018), created here too when an earlier revision
+# leaves an index to the backfill.
+_SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS backfill_set_aside (
+  name text PRIMARY KEY, kind text NOT NULL, table_name text NOT NULL, definition text NOT NULL,
+  run_id bigint NOT NULL, set_aside_at timestamptz NOT NULL
+)"""
+
+
+def _backfill_pending() -> bool:
+    """PostgreSQL online: at least BACKFILL_PENDING_LEADS leads have no enquiry time yet, so the backfill
+    will write them (stops reading there)."""
+    found = op.get_bind().execute(text(
+        "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE enquired_at IS NULL LIMIT :n) AS s"
+    ), {"n": BACKFILL_PENDING_LEADS}).scalar_one()  # fmt: skip
+    return int(found) >= BACKFILL_PENDING_LEADS
+
+
 def create_index(
-    name: str, table: str, columns: list[str], *, unique: bool = False, where: str | None = None
+    name: str,
+    table: str,
+    columns: list[str],
+    *,
+    unique: bool = False,
+    where: str | None = None,
+    leave_to_backfill: bool = False,
 ) -> None:
     """PostgreSQL: CREATE INDEX CONCURRENTLY outside a transaction, replacing an invalid leftover.
-    `where` makes a partial index (a literal SQL predicate both databases accept)."""
+    `where` makes a partial index (a literal SQL predicate both databases accept).
+
+    `leave_to_backfill` (a leads_master index only leadhub's staff lists read): on a database whose
+    backfill is still to come, the index is not built now but written to `backfill_set_aside`, which the
+    backfill builds from when its leads phase ends. Built now, it would get an entry for every lead the
+    backfill rewrites, and the backfill would drop it for that phase anyway (leadhub.migration.set_aside).
+    """
     cols = ", ".join(_q(c) for c in columns)
     kind = "UNIQUE INDEX" if unique else "INDEX"
     partial = f" WHERE {where}" if where else ""
     if _dialect() != "postgresql":
         op.execute(f"CREATE {kind} IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")
+        return
+    if leave_to_backfill and not _offline() and _backfill_pending():
+        bind = op.get_bind()
+        if bind.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar_one() is None:
+            op.execute(_SET_ASIDE_TABLE)
+            bind.execute(text(
+                "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
+                "VALUES (:name, 'index', :table, :definition, 0, now()) ON CONFLICT (name) DO NOTHING"
+            ), {"name": name, "table": table, "definition": f"CREATE {kind} {_q(name)} ON {_q(table)} ({cols}){partial}"})  # fmt: skip
         return
     with op.get_context().autocommit_block():
         if _offline():
@@ -109,3 +150,9 @@ def drop_index(name: str) -> None:
         return
     with op.get_context().autocommit_block():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
+        if (
+            not _offline()
+            and op.get_bind().execute(text("SELECT to_regclass('backfill_set_aside')")).scalar_one()
+        ):
+            # an index left to the backfill is not built later either
+            op.execute(f"DELETE FROM backfill_set_aside WHERE name = '{name}'")

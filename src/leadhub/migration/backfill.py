@@ -51,7 +51,7 @@ from leadhub.db.models import (
     Source,
 )
 from leadhub.errors import LeadhubError
-from leadhub.migration import bulk, pg_leads
+from leadhub.migration import bulk, pg_leads, set_aside
 from leadhub.migration.common import (
     CUSTOMERS,
     LEADS,
@@ -97,6 +97,10 @@ class BackfillReport:
     batches: int = 0
     longest_transaction_s: float = 0.0
     unlinked_by_reason: dict[str, int] = field(default_factory=dict)
+    # PostgreSQL: indexes and foreign keys set aside while the leads were written, and put back
+    set_aside: list[str] = field(default_factory=list)
+    put_back: list[str] = field(default_factory=list)
+    put_back_s: float = 0.0
 
     @property
     def changed_anything(self) -> bool:
@@ -121,11 +125,14 @@ def run_backfill(
     batch_size: int | None = None,
     region: str = "IN",
     progress: Progress | None = None,
+    set_aside_mode: set_aside.Mode = set_aside.Mode.AUTO,
 ) -> BackfillReport:
     """Run (or resume) the backfill to the end. Commits per batch; safe beside live writers.
 
     `batch_size` None: the leads phase on PostgreSQL sizes its batches by time; the other phases
-    (and SQLite) use DEFAULT_BATCH rows."""
+    (and SQLite) use DEFAULT_BATCH rows. `set_aside_mode`: whether the PostgreSQL leads phase drops
+    leadhub's staff-list indexes and the foreign keys its writes check, and builds them again at its
+    end (leadhub.migration.set_aside)."""
     report = BackfillReport()
     run = _start_or_resume(engine, report)
     phase = run["phase"]
@@ -137,8 +144,10 @@ def run_backfill(
         _phase_merge(engine, report, fixed, progress)
         phase = _advance(engine, report, "leads")
     if phase == "leads":
-        _phase_leads(engine, report, run, batch_size, region, progress)
+        _phase_leads(engine, report, run, batch_size, region, progress, set_aside_mode)
         phase = _advance(engine, report, "attributes")
+    # Whatever this run or a killed one set aside is back before the run can finish.
+    report.put_back, report.put_back_s = set_aside.put_back(engine)
     if phase == "attributes":  # SQLite (PostgreSQL sets attributes in the leads phase: nothing staged)
         _phase_attributes(engine, report, run, fixed, progress)
         _advance(engine, report, "done")
@@ -447,7 +456,7 @@ def _detach(session: Session, report: BackfillReport, customer_id: int) -> None:
 
 
 def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], batch: int | None, region: str,
-                 progress: Progress | None) -> None:  # fmt: skip
+                 progress: Progress | None, set_aside_mode: set_aside.Mode) -> None:  # fmt: skip
     with Session(engine) as session:
         channels = {
             sid: EXTERNAL_ID_SOURCES[stype]
@@ -473,6 +482,8 @@ def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], ba
                 progress("leads", done, total)
 
         after = int(run["cursor"] or 0) if run["phase"] == "leads" else 0
+        if set_aside.wanted(engine, set_aside_mode, after):
+            report.set_aside = set_aside.set_aside(engine, report.run_id)
         phase = pg_leads.LeadsPhase(engine, run_id=report.run_id, region=region, channels=channels)
         pg_leads.run_leads_phase(engine, phase, after=after, batch_size=batch, target_s=LEADS_TARGET_TRANSACTION_S,
                                  on_batch=on_batch)  # fmt: skip

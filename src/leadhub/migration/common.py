@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from leadhub.db.base import Base
 from leadhub.db.models import Customer, Lead
 from leadhub.db.types import utcnow
-from leadhub.phones import PhoneError, parse_phone
+from leadhub.phones import key_or_reason
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]  # (phase, rows done in phase, rows in phase or None)
@@ -39,10 +39,7 @@ def customer_references() -> list[tuple[Table, str]]:
 
 def canonical(raw: str | None, region: str) -> tuple[str | None, str | None]:
     """(E.164, None) or (None, reason)."""
-    try:
-        return parse_phone(raw, region).e164, None
-    except PhoneError as error:
-        return None, error.reason.value
+    return key_or_reason(raw, region)
 
 
 Reading = tuple[str | None, str | None, str | None]  # (the string read, its E.164 or None, why not)

@@ -161,7 +161,7 @@ SELECT c.id, c.origin, c.full_name, c.city, c.created_at, l.id, l.enquired_at, l
 FROM customers c
 CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
                     WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
-WHERE c.id = ANY(CAST(:ids AS bigint[]))
+WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
 """
 UPDATE_ATTRIBUTES = """
 UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp
@@ -311,7 +311,7 @@ class LeadsPhase:
             # Customers the batch's leads left (the old app re-numbered them): recomputed in this
             # transaction, because nothing but the write's result names them (a run resumed after it
             # would find nothing to write). Rare: only leads whose number changed under their link.
-            locked = list(session.execute(text(LOCK_TOUCHED), {"ids": sorted(moved)}).scalars())
+            locked = list(session.execute(text(LOCK_TOUCHED), {"ids": _int_array(sorted(moved))}).scalars())
             left = self._attributes(session, locked, batch.stamp)
         stats = {
             "leads_scanned": batch.rows,
@@ -328,7 +328,11 @@ class LeadsPhase:
         """Once the batch has committed: the attributes of the customers made before it that it touched,
         recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
-        locked = list(session.execute(text(LOCK_TOUCHED), {"ids": touched}).scalars()) if touched else []
+        locked = (
+            list(session.execute(text(LOCK_TOUCHED), {"ids": _int_array(touched)}).scalars())
+            if touched
+            else []
+        )
         return self._attributes(session, locked, batch.stamp)
 
     def register(self, session: Session, batch: Prepared) -> int:
@@ -346,9 +350,11 @@ class LeadsPhase:
             return 0
         current: dict[int, tuple[Any, ...]] = {}
         leads: dict[int, list[tuple[Any, ...]]] = {}
-        for cid, origin, full_name, city, created_at, lead_id, enq, name, location in session.execute(
-            text(TOUCHED), {"ids": touched}
-        ):
+        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        with raw.cursor() as cursor:
+            cursor.execute(TOUCHED, {"ids": _int_array(touched)})
+            found = cursor.fetchall()
+        for cid, origin, full_name, city, created_at, lead_id, enq, name, location in found:
             current[cid] = (origin, full_name, city, created_at)
             leads.setdefault(cid, []).append((enq, lead_id, name, location))
         changed: list[tuple[int, dict[str, Any], tuple[Any, ...]]] = []
@@ -384,6 +390,11 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 _NULL = "\\N"
 _SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def _int_array(ids: list[int]) -> str:
+    """A bigint[] literal: one string for the driver to send, not a value to adapt per element."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _text(value: str | None) -> str:

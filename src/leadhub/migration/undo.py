@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from leadhub.db.dialect import dialect_name, upsert
 from leadhub.db.models import BackfillLeadLog, BackfillLog, BackfillRun, IntakeEvent, Lead
 from leadhub.errors import LeadhubError
+from leadhub.migration import set_aside
 from leadhub.migration.common import CUSTOMERS, LEADS, Progress, customer_references, now, table, with_retries
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class UndoReport:
     external_ids_removed: int = 0
     kept_for_live_intake: list[int] = field(default_factory=list)  # backfill-made customers now in use
     longest_transaction_s: float = 0.0
+    put_back: list[str] = field(default_factory=list)  # indexes and keys a killed run had set aside
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +85,9 @@ def undo_backfill(engine: Engine, *, batch_size: int = 5000, progress: Progress 
             )
         session.execute(update(BackfillRun).where(BackfillRun.status != "undone").values(status="undoing"))
 
+    # Before anything: what a killed run set aside (leadhub.migration.set_aside) is built again, so
+    #    undo's deletes are checked and the staff lists have their indexes.
+    report.put_back = set_aside.put_back(engine)[0]
     run(begin)
 
     # 1. Customers the repair merged or detached come back first (leads will point at them again),

@@ -8,6 +8,7 @@ from leadhub.db.models.backfill import (
     BackfillLeadLog,
     BackfillLog,
     BackfillRun,
+    BackfillSetAside,
 )
 from leadhub.db.models.customers import Customer
 from leadhub.db.models.intake import IntakeEvent, IntakeStatus, SourceChannel
@@ -35,6 +36,7 @@ __all__ = [
     "BackfillLeadLog",
     "BackfillLog",
     "BackfillRun",
+    "BackfillSetAside",
     "Branch",
     "BranchMember",
     "Call",

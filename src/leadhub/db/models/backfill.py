@@ -85,3 +85,16 @@ class BackfillCustomerAttrs(Base):
     name_key: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
     city_key: Mapped[str | None] = mapped_column(Text)
+
+
+class BackfillSetAside(Base):
+    """An index or foreign key the PostgreSQL leads phase dropped while it writes, until it is back."""
+
+    __tablename__ = "backfill_set_aside"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)  # index | foreign_key
+    table_name: Mapped[str] = mapped_column(Text)
+    definition: Mapped[str] = mapped_column(Text)  # pg_get_indexdef / pg_get_constraintdef
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    set_aside_at: Mapped[datetime] = mapped_column(UTCDateTime)

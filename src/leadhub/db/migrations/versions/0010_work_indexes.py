@@ -3,7 +3,8 @@
 Built CONCURRENTLY on PostgreSQL (no write lock on the table; an invalid leftover of a failed run is
 replaced): owner + id for "my leads" pages, branch + id for branch scopes, the follow-up time (only
 where set) for today's and overdue follow-ups, and the lead id on the activity and source-touch tables
-that the journey and the activity endpoint read.
+that the journey and the activity endpoint read. On a PostgreSQL database with a big backfill still to
+come, the three on leads_master are left to the backfill, which builds them when its leads phase ends.
 
 Revision ID: 0010
 Revises: 0009
@@ -31,7 +32,9 @@ INDEXES = (
 def upgrade() -> None:
     ddl.set_lock_timeout()
     for name, table, columns in INDEXES:
-        ddl.create_index(name, table, columns)
+        # leads_master's are read by the staff lists only: on a database the backfill has still to write,
+        # the backfill builds them when it has (ddl.create_index)
+        ddl.create_index(name, table, columns, leave_to_backfill=table == "leads_master")
 
 
 def downgrade() -> None:

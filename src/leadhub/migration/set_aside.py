@@ -1,0 +1,210 @@
+"""Indexes and foreign keys the PostgreSQL leads phase sets aside while it writes every lead.
+
+Each lead the backfill writes gets a new row version, with an entry in every index on `leads_master`
+and a check of its customer; each legacy id it registers checks its lead and its customer. At 200,000
+leads on the 2-core machine the lead write took 12.5-13.0 s of server time with leadhub's three
+staff-list indexes and the customer foreign key in place, 5.3 s without (docs/benchmarks.md).
+
+Those indexes serve leadhub's staff lists, which are not in use before the switch (docs/migration.md),
+and nothing deletes a customer or a lead while the leads phase runs (the repair's merge comes before
+it, `--undo` puts everything back first). So a big leads phase drops them and builds them again when
+it ends:
+
+- each index with DROP INDEX CONCURRENTLY, and back with CREATE INDEX CONCURRENTLY (no writer waits);
+- each foreign key with ALTER TABLE ... DROP CONSTRAINT under `lock_timeout` (a moment's exclusive
+  lock; a table a long transaction holds is left as it is), and back NOT VALID, then validated, which
+  blocks no writer and fails, naming the key, if a row broke it meanwhile.
+
+The indexes on `leads_master.customer_id` and on its phone stay: the backfill and the old app read them.
+
+Every definition is written to `backfill_set_aside`, and committed, before its object is dropped; the
+row goes only once the object is back. `put_back` runs at the end of every backfill run and at the
+start of `--undo`, so a killed run leaves nothing missing past its next run, and `leadhub verify` fails
+while anything is set aside.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from enum import StrEnum
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from leadhub.errors import LeadhubError
+from leadhub.migration.common import now
+
+log = logging.getLogger("leadhub.backfill")
+
+INDEXES = (
+    ("leads_master", "ix_leads_master_assigned_to_id"),
+    ("leads_master", "ix_leads_master_branch_id_id"),
+    ("leads_master", "ix_leads_master_followup_set"),
+)
+FOREIGN_KEYS = (
+    ("leads_master", "leads_master_customer_id_fkey"),
+    ("intake_events", "intake_events_lead_id_fkey"),
+    ("intake_events", "intake_events_customer_id_fkey"),
+)
+# Leads still to backfill before `auto` sets anything aside: below this, building the indexes again
+# costs more than their entries would.
+MIN_LEADS = 100_000
+LOCK_TIMEOUT = "5s"  # index builds and drops, validation: they wait for transactions, blocking no writer
+DDL_LOCK_TIMEOUT, DDL_ATTEMPTS = "100ms", 40
+
+
+class Mode(StrEnum):
+    AUTO = "auto"  # when at least MIN_LEADS leads are still to be backfilled
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+def wanted(engine: Engine, mode: Mode, after: int) -> bool:
+    """Whether this leads phase should set the indexes and keys aside (PostgreSQL only)."""
+    if engine.dialect.name != "postgresql" or mode is Mode.NEVER:
+        return False
+    if mode is Mode.ALWAYS:
+        return True
+    # Every lead the backfill has reached has an enquiry time; stops reading at MIN_LEADS.
+    with engine.connect() as conn:
+        left = conn.execute(text(
+            "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE id > :after AND enquired_at IS NULL "
+            "LIMIT :n) AS s"
+        ), {"after": after, "n": MIN_LEADS}).scalar_one()  # fmt: skip
+    return int(left) >= MIN_LEADS
+
+
+def _autocommit(engine: Engine) -> Connection:
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+    return conn
+
+
+def _retrying(conn: Connection, sql: str, what: str) -> bool:
+    """ALTER TABLE on a foreign key: exclusive locks on the table and on the one it references. Each try
+    waits at most DDL_LOCK_TIMEOUT, well under PostgreSQL's deadlock_timeout (1 s): live intake locks
+    the same tables in another order, and a writer that waits on this statement must never be the one
+    the deadlock check cancels. False if no try got the locks."""
+    for _ in range(DDL_ATTEMPTS):
+        conn.execute(text(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
+        try:
+            conn.execute(text(sql))
+            return True
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) not in ("55P03", "40P01"):  # lock timeout, deadlock
+                raise
+            time.sleep(random.uniform(0.05, 0.25))
+        finally:
+            conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+    log.warning("%s: no lock after %d tries of %s", what, DDL_ATTEMPTS, DDL_LOCK_TIMEOUT)
+    return False
+
+
+def set_aside(engine: Engine, run_id: int) -> list[str]:
+    """Drop the indexes and foreign keys (each definition kept first); returns the names dropped."""
+    dropped: list[str] = []
+    with _autocommit(engine) as conn:
+        for table, name in INDEXES:
+            definition = conn.execute(text(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND i.indrelid = CAST(:table AS regclass) AND i.indisvalid"
+            ), {"name": name, "table": table}).scalar_one_or_none()  # fmt: skip
+            if definition is not None:
+                _keep(conn, name, "index", table, definition, run_id)
+                conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+                dropped.append(name)
+        for table, name in FOREIGN_KEYS:
+            definition = conn.execute(text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = :name AND conrelid = CAST(:table AS regclass) AND contype = 'f'"
+            ), {"name": name, "table": table}).scalar_one_or_none()  # fmt: skip
+            if definition is not None:
+                _keep(conn, name, "foreign_key", table, definition, run_id)
+                if _retrying(
+                    conn, f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"', f"setting aside {name}"
+                ):
+                    dropped.append(name)
+                else:
+                    log.warning("%s: left in place (a long transaction holds %s)", name, table)
+    if dropped:
+        log.info("set aside while the leads are written: %s", ", ".join(dropped))
+    return dropped
+
+
+def _keep(conn: Connection, name: str, kind: str, table: str, definition: str, run_id: int) -> None:
+    conn.execute(text(
+        "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
+        "VALUES (:name, :kind, :table, :definition, :run, :at) ON CONFLICT (name) DO NOTHING"
+    ), {"name": name, "kind": kind, "table": table, "definition": definition, "run": run_id, "at": now()})  # fmt: skip
+
+
+def pending(engine: Engine) -> list[str]:
+    """Names set aside and not yet back."""
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT name FROM backfill_set_aside ORDER BY name")).scalars())
+
+
+def put_back(engine: Engine) -> tuple[list[str], float]:
+    """Build every set-aside index again and re-add every set-aside key, validated; returns the names
+    and the seconds it took. Idempotent: an object that is already back only loses its row."""
+    started = time.perf_counter()
+    if engine.dialect.name != "postgresql":
+        return [], 0.0
+    with _autocommit(engine) as conn:
+        # Indexes first ('index' sorts after 'foreign_key'): each validation then reads a table whose
+        # index builds are done, and none waits on a build's lock.
+        rows = conn.execute(text(
+            "SELECT name, kind, table_name, definition FROM backfill_set_aside ORDER BY kind DESC, name"
+        )).all()  # fmt: skip
+        for name, kind, table, definition in rows:
+            log.info("putting back %s", name)
+            if kind == "index":
+                _put_back_index(conn, name, definition)
+            else:
+                _put_back_key(conn, name, table, definition)
+            conn.execute(text("DELETE FROM backfill_set_aside WHERE name = :name"), {"name": name})
+    seconds = time.perf_counter() - started
+    if rows:
+        log.info("put back in %.1f s: %s", seconds, ", ".join(row[0] for row in rows))
+    return [row[0] for row in rows], seconds
+
+
+def _put_back_index(conn: Connection, name: str, definition: str) -> None:
+    invalid = conn.execute(text(
+        "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name AND NOT i.indisvalid"
+    ), {"name": name}).first()  # fmt: skip
+    if invalid is not None:  # a build killed half-way
+        conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+    concurrent, found = re.subn(
+        r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX CONCURRENTLY IF NOT EXISTS ", definition
+    )
+    if found != 1:
+        raise LeadhubError(f"cannot rebuild index {name} from its kept definition: {definition!r}")
+    conn.execute(text(concurrent))
+
+
+def _put_back_key(conn: Connection, name: str, table: str, definition: str) -> None:
+    present = conn.execute(text(
+        "SELECT convalidated FROM pg_constraint WHERE conname = :name AND conrelid = CAST(:table AS regclass)"
+    ), {"name": name, "table": table}).first()  # fmt: skip
+    if present is None:
+        body = definition.removesuffix(" NOT VALID")
+        if not _retrying(
+            conn, f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {body} NOT VALID', f"putting back {name}"
+        ):
+            raise LeadhubError(
+                f"could not put back the foreign key {name}: a long transaction holds {table}; "
+                "run `leadhub backfill-customers` again when it has ended"
+            )
+    elif present[0]:
+        return
+    try:
+        conn.execute(text(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"'))
+    except IntegrityError as error:  # a row broke the key while it was set aside
+        raise LeadhubError(
+            f"the foreign key {name} is back but not valid: a row of {table} broke it while it was set aside "
+            f"({error.__class__.__name__}); `leadhub verify` lists such leads"
+        ) from error
