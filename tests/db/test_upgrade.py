@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -184,7 +186,9 @@ def test_with_a_big_backfill_to_come_the_staff_list_indexes_are_left_to_the_back
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from leadhub.db import ddl
+    from leadhub.errors import LeadhubError
     from leadhub.migration.backfill import run_backfill
+    from leadhub.migration.emit_sql import emit_sql
     from leadhub.migration.verify import verify
 
     staff = ["ix_leads_master_assigned_to_id", "ix_leads_master_branch_id_id", "ix_leads_master_followup_set"]
@@ -206,9 +210,36 @@ def test_with_a_big_backfill_to_come_the_staff_list_indexes_are_left_to_the_back
         assert waiting == staff
         engine = make_engine(left)
         assert not verify(engine).ok
+        # the --emit-sql script does not build them: it refuses, and says how
+        with pytest.raises(LeadhubError, match="db upgrade --build-all"):
+            emit_sql(engine, tmp_path / "backfill.sql")
         report = run_backfill(engine)
         assert report.set_aside == [] and sorted(report.put_back) == staff
         assert verify(engine).ok
         engine.dispose()
         assert _leads_master_indexes(left) == expected
         _assert_schema_matches_models(left)
+
+
+@requires_postgres
+def test_upgrade_build_all_builds_what_the_upgrade_left_to_the_backfill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadhub.db import ddl
+
+    with fresh_database(tmp_path) as built, fresh_database(tmp_path) as left:
+        for url in (built, left):
+            _fixture(url, n=500, guide_backfill=False)
+        migrate.upgrade(built)
+        monkeypatch.setattr(ddl, "BACKFILL_PENDING_LEADS", 300)
+        migrate.upgrade(left)
+        monkeypatch.undo()
+        assert _leads_master_indexes(left) != _leads_master_indexes(built)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "leadhub"), "db", "upgrade", "--build-all"],
+            env={**os.environ, "LEADHUB_DATABASE_URL": left}, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert "built ix_leads_master_assigned_to_id" in done.stdout
+        assert _leads_master_indexes(left) == _leads_master_indexes(built)
+        with psycopg.connect(_libpq(left)) as conn:
+            assert conn.execute("SELECT count(*) FROM backfill_set_aside").fetchone() == (0,)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from leadhub.db.models import Lead
 from leadhub.db.session import make_engine, make_session_factory, session_scope
 from leadhub.errors import LeadhubError
 from leadhub.leads.intake import Channel, Intake, IntakeOutcome, ingest
-from leadhub.migration import bulk, pg_leads
+from leadhub.migration import bulk, pg_leads, set_aside
 from leadhub.migration.backfill import run_backfill
 from leadhub.migration.set_aside import Mode
 from leadhub.migration.undo import undo_backfill
@@ -325,8 +326,12 @@ def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_
         timed.dispose()
 
 
-@pytest.mark.parametrize("mode", [Mode.NEVER, Mode.ALWAYS], ids=["keys-in-place", "keys-set-aside"])
-def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_path: Path, mode: Mode) -> None:
+@pytest.mark.parametrize("mode", [Mode.NEVER, Mode.AUTO], ids=["keys-in-place", "keys-set-aside"])
+def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: Mode
+) -> None:
+    # auto sets aside from 500 leads left to write here (the fixture's 2,000 count as a big backfill)
+    monkeypatch.setattr(set_aside, "MIN_LEADS", 500)
     with fresh_database(tmp_path) as url:
         engine = _legacy(url, 2000, guide=True)
         schema = _schema(engine)
@@ -364,14 +369,14 @@ def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_pat
                 f.result()
         assert errors == []
         assert len(results) > 50
-        assert len(first.set_aside) == (6 if mode is Mode.ALWAYS else 0)
+        assert len(first.set_aside) == (6 if mode is Mode.AUTO else 0)
         assert sorted(first.put_back) == sorted(first.set_aside)
         assert _schema(engine) == schema
         report = verify(engine)
         assert report.ok, report.to_json()
-        # leads the live writers added after the keyset passed them; a run with little to do (as after
-        # the switch, when staff read the indexes) sets nothing aside
-        assert run_backfill(engine).set_aside == []
+        # leads the live writers added after the keyset passed them: fewer than 500 left, so auto sets
+        # nothing aside (as after the switch, when staff read the indexes)
+        assert run_backfill(engine, set_aside_mode=mode).set_aside == []
         assert verify(engine).ok
         with make_session_factory(engine)() as s:
             assert (
@@ -383,61 +388,92 @@ def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(tmp_pat
         engine.dispose()
 
 
-def _stop_at_the_fifth_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+def _stop_at_the_fifth_registration(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[], None] = lambda: None
+) -> None:
     real, calls = pg_leads.LeadsPhase.register, 0
 
     def register(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared) -> int:
         nonlocal calls
         calls += 1
         if calls == 5:
+            before()
             raise RuntimeError("stopped")
         return real(self, session, batch)
 
     monkeypatch.setattr(pg_leads.LeadsPhase, "register", register)
 
 
-def test_a_run_stopped_with_keys_set_aside_is_flagged_and_undo_puts_them_back_first(
+def test_a_run_that_fails_puts_back_what_it_set_aside(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_database(tmp_path) as url:
         engine = _legacy(url, 2000, guide=True)
-        before, schema = _every_row(engine), _schema(engine)
-        _stop_at_the_fifth_registration(monkeypatch)
+        schema = _schema(engine)
+        seen: list[list[str]] = []
+        _stop_at_the_fifth_registration(monkeypatch, lambda: seen.append(_waiting(engine)))
         with pytest.raises(RuntimeError, match="stopped"):
             run_backfill(engine, batch_size=100, set_aside_mode=Mode.ALWAYS)
-        monkeypatch.undo()
+        assert len(seen[0]) == 6  # set aside while the leads were written
+        assert _waiting(engine) == [] and _schema(engine) == schema
+        engine.dispose()
+
+
+def test_undo_after_a_run_killed_with_keys_set_aside_puts_them_back_first(tmp_path: Path) -> None:
+    with fresh_database(tmp_path) as url:
+        engine = _legacy(url, 2000, guide=True)
+        before, schema = _every_row(engine), _schema(engine)
+        with engine.connect() as conn:
+            half = conn.execute(
+                text("SELECT id FROM leads_master ORDER BY id OFFSET 1000 LIMIT 1")
+            ).scalar_one()
+        cmd = [str(Path(sys.executable).parent / "leadhub"), "backfill-customers", "--batch-size", "100",
+               "--set-aside", "always"]  # fmt: skip
+        env = {**os.environ, "LEADHUB_DATABASE_URL": url}
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
+            assert _kill_at(child, engine, "leads", half)
         waiting = _waiting(engine)
         assert len(waiting) == 6 and _schema(engine) != schema
         checks = {c.name: c for c in verify(engine).checks}
         assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == 6
         report = undo_backfill(engine, batch_size=400)
         assert sorted(report.put_back) == waiting
-        assert _schema(engine) == schema and _every_row(engine) == before
+        assert _waiting(engine) == [] and _schema(engine) == schema and _every_row(engine) == before
         engine.dispose()
 
 
-def test_a_row_that_broke_a_set_aside_key_stops_the_run_naming_it_and_the_key_stays_waiting(
+def test_a_row_that_broke_a_set_aside_key_is_named_and_undo_still_gives_back_the_legacy_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_database(tmp_path) as url:
         engine = _legacy(url, 2000, guide=False)
-        _stop_at_the_fifth_registration(monkeypatch)
+        before, schema = _every_row(engine), _schema(engine)
+        gone: list[int] = []
+
+        def delete_a_linked_customer() -> None:  # a program outside leadhub, while the keys are away
+            with engine.begin() as conn:
+                gone.append(conn.execute(text(
+                    "DELETE FROM customers WHERE id = (SELECT customer_id FROM leads_master WHERE customer_id IS NOT NULL "
+                    "ORDER BY id LIMIT 1) RETURNING id")).scalar_one())  # fmt: skip
+
+        _stop_at_the_fifth_registration(monkeypatch, delete_a_linked_customer)
         with pytest.raises(RuntimeError, match="stopped"):
             run_backfill(engine, batch_size=100, set_aside_mode=Mode.ALWAYS)
         monkeypatch.undo()
-        with engine.begin() as conn:  # something outside the backfill deletes a customer with leads
-            gone = conn.execute(text(
-                "DELETE FROM customers WHERE id = (SELECT customer_id FROM leads_master WHERE customer_id IS NOT NULL "
-                "ORDER BY id LIMIT 1) RETURNING id")).scalar_one()  # fmt: skip
-        with pytest.raises(LeadhubError, match="leads_master_customer_id_fkey is back but not valid"):
+        assert "leads_master_customer_id_fkey" in _waiting(engine)  # back NOT VALID, not validated
+        with pytest.raises(
+            LeadhubError, match=r"foreign keys back but not valid: .*leads_master_customer_id_fkey"
+        ):
             run_backfill(engine, batch_size=100)
-        assert _waiting(engine) == ["leads_master_customer_id_fkey"]
         report = verify(engine)
         checks = {c.name: c for c in report.checks}
         assert not report.ok and checks["leads pointing at a missing customer"].value > 0
-        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == 1
+        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value >= 1
         with engine.connect() as conn:
             assert conn.execute(
-                text("SELECT count(*) FROM leads_master WHERE customer_id = :c"), {"c": gone}
+                text("SELECT count(*) FROM leads_master WHERE customer_id = :c"), {"c": gone[0]}
             ).scalar_one()
+        # undo restores each lead's link from before the backfill (none here), which mends the key
+        undo_backfill(engine, batch_size=400)
+        assert _waiting(engine) == [] and _schema(engine) == schema and _every_row(engine) == before
         engine.dispose()

@@ -69,17 +69,33 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: str = "head",
+    build_all: Annotated[
+        bool,
+        typer.Option(
+            "--build-all",
+            help="Also build, CONCURRENTLY, the staff-list indexes the upgrade leaves to a backfill still to "
+            "come (a site that backfills with the --emit-sql script), and put back what a stopped backfill set "
+            "aside",
+        ),
+    ] = False,
+) -> None:
     """Create everything on an empty database, or adopt a legacy one: add what is missing, change no row."""
     settings = _settings()
     try:
         migrate.upgrade(settings.database_url, revision)
         engine = make_engine(settings.database_url)
         current = migrate.current_revision(engine)
+        built: list[str] = []
+        if build_all:
+            from leadhub.migration.set_aside import put_back
+
+            built = put_back(engine)[0]
         engine.dispose()
     except LeadhubError as error:
         raise _fail(error) from error
-    out.print(f"database at revision {current}")
+    out.print(f"database at revision {current}" + (f"; built {', '.join(built)}" if built else ""))
 
 
 @db_app.command("sql")

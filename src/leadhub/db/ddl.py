@@ -76,7 +76,7 @@ END $$"""
 
 
 # Leads still to backfill from which a leads_master index built only for the staff is left to the
-# backfill (leadhub.migration.set_aside.MIN_LEADS, the same count).
+# backfill; the backfill's `auto` set-aside uses the same count (leadhub.migration.set_aside).
 BACKFILL_PENDING_LEADS = 100_000
 # leadhub.migration.set_aside's table (revision 0018), created here too when an earlier revision
 # leaves an index to the backfill.
@@ -120,7 +120,13 @@ def create_index(
         return
     if leave_to_backfill and not _offline() and _backfill_pending():
         bind = op.get_bind()
-        if bind.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar_one() is None:
+        valid = bind.execute(text(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"
+        ), {"name": name}).scalar_one_or_none()  # fmt: skip
+        if valid is False:  # an earlier build stopped half-way: the backfill builds it whole
+            with op.get_context().autocommit_block():
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
+        if valid is not True:
             op.execute(_SET_ASIDE_TABLE)
             bind.execute(text(
                 "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "

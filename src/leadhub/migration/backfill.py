@@ -15,6 +15,7 @@ is staged, so the attributes phase finds nothing to do).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -66,6 +67,7 @@ from leadhub.migration.common import (
     with_retries,
 )
 
+log = logging.getLogger("leadhub.backfill")
 TARGET_TRANSACTION_S = 0.5
 # Merge transactions at once on PostgreSQL (each a disjoint set of keys).
 MERGE_WORKERS = 2
@@ -485,8 +487,17 @@ def _phase_leads(engine: Engine, report: BackfillReport, run: dict[str, Any], ba
         if set_aside.wanted(engine, set_aside_mode, after):
             report.set_aside = set_aside.set_aside(engine, report.run_id)
         phase = pg_leads.LeadsPhase(engine, run_id=report.run_id, region=region, channels=channels)
-        pg_leads.run_leads_phase(engine, phase, after=after, batch_size=batch, target_s=LEADS_TARGET_TRANSACTION_S,
-                                 on_batch=on_batch)  # fmt: skip
+        try:
+            pg_leads.run_leads_phase(engine, phase, after=after, batch_size=batch, target_s=LEADS_TARGET_TRANSACTION_S,
+                                     on_batch=on_batch)  # fmt: skip
+        except BaseException:
+            # Not left dropped behind a failed run (a kill -9 is the only way to leave them waiting): the
+            # keys guard live writes. Whatever cannot be put back now stays waiting for the next run.
+            try:
+                set_aside.put_back(engine)
+            except Exception:
+                log.exception("putting back what the run set aside failed; the next run puts it back")
+            raise
         return
 
     def step(session: Session, after: int) -> Batch | None:

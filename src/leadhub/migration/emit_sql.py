@@ -85,6 +85,20 @@ def emit_sql(engine: Engine, path: Path, *, region: str = "IN", batch_size: int 
             "so the script is written for (and checks for) the adopted schema"
         )
     with engine.connect() as conn:
+        waiting = conn.execute(text("SELECT kind, name FROM backfill_set_aside ORDER BY kind, name")).all()
+    if any(kind == "foreign_key" for kind, _ in waiting):
+        raise LeadhubError(
+            "a `leadhub backfill-customers` run stopped with foreign keys set aside "
+            f"({', '.join(name for _, name in waiting)}): run it again to finish it, or undo it with --undo, "
+            "before writing a script (its merge deletes customers, which those keys guard)"
+        )
+    if waiting:
+        raise LeadhubError(
+            f"`leadhub db upgrade` left the indexes {', '.join(name for _, name in waiting)} to the backfill "
+            "command; the script does not build them: run `leadhub db upgrade --build-all` first (it builds "
+            "them CONCURRENTLY, blocking no writer)"
+        )
+    with engine.connect() as conn:
         raw_phones = conn.execute(text(
             "SELECT phone_number_normalized FROM customers WHERE phone_number_normalized IS NOT NULL UNION "
             "SELECT phone_number_legacy FROM leads_master WHERE phone_number_legacy IS NOT NULL UNION "
@@ -140,6 +154,10 @@ BEGIN
      OR NOT EXISTS (SELECT 1 FROM alembic_version WHERE version_num = {_literal(revision)}) THEN
     RAISE EXCEPTION 'leadhub: this script is for schema revision {revision}; run `leadhub db upgrade` '
       '(or re-emit the script for this database) first';
+  END IF;
+  IF EXISTS (SELECT 1 FROM backfill_set_aside WHERE kind = 'foreign_key') THEN
+    RAISE EXCEPTION 'leadhub: a `leadhub backfill-customers` run stopped with foreign keys set aside; run it '
+      'again to finish it (or --undo it) first';
   END IF;
   IF EXISTS (SELECT 1 FROM backfill_runs WHERE status = 'undoing') THEN
     RAISE EXCEPTION 'leadhub: an undo of the backfill was interrupted; run `leadhub backfill-customers --undo` '

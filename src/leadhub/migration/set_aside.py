@@ -29,11 +29,14 @@ import logging
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from leadhub.db.ddl import BACKFILL_PENDING_LEADS
 from leadhub.errors import LeadhubError
 from leadhub.migration.common import now
 
@@ -50,8 +53,8 @@ FOREIGN_KEYS = (
     ("intake_events", "intake_events_customer_id_fkey"),
 )
 # Leads still to backfill before `auto` sets anything aside: below this, building the indexes again
-# costs more than their entries would.
-MIN_LEADS = 100_000
+# costs more than their entries would. The upgrade leaves the indexes to the backfill from the same count.
+MIN_LEADS = BACKFILL_PENDING_LEADS
 LOCK_TIMEOUT = "5s"  # index builds and drops, validation: they wait for transactions, blocking no writer
 DDL_LOCK_TIMEOUT, DDL_ATTEMPTS = "100ms", 40
 
@@ -77,10 +80,20 @@ def wanted(engine: Engine, mode: Mode, after: int) -> bool:
     return int(left) >= MIN_LEADS
 
 
-def _autocommit(engine: Engine) -> Connection:
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
-    return conn
+@contextmanager
+def _autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection outside any transaction (the CONCURRENTLY statements need one), its lock_timeout
+    reset before it goes back to the pool."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+        try:
+            yield conn
+        finally:
+            conn.execute(text("RESET lock_timeout"))
+
+
+def _lock_error(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in ("55P03", "40P01")  # lock timeout, deadlock
 
 
 def _retrying(conn: Connection, sql: str, what: str) -> bool:
@@ -94,7 +107,7 @@ def _retrying(conn: Connection, sql: str, what: str) -> bool:
             conn.execute(text(sql))
             return True
         except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) not in ("55P03", "40P01"):  # lock timeout, deadlock
+            if not _lock_error(error):
                 raise
             time.sleep(random.uniform(0.05, 0.25))
         finally:
@@ -104,7 +117,8 @@ def _retrying(conn: Connection, sql: str, what: str) -> bool:
 
 
 def set_aside(engine: Engine, run_id: int) -> list[str]:
-    """Drop the indexes and foreign keys (each definition kept first); returns the names dropped."""
+    """Drop the indexes and foreign keys (each definition kept first); returns the names dropped. One that
+    cannot be dropped now (a long transaction holds its table) stays, and the run goes on with it."""
     dropped: list[str] = []
     with _autocommit(engine) as conn:
         for table, name in INDEXES:
@@ -114,8 +128,15 @@ def set_aside(engine: Engine, run_id: int) -> list[str]:
             ), {"name": name, "table": table}).scalar_one_or_none()  # fmt: skip
             if definition is not None:
                 _keep(conn, name, "index", table, definition, run_id)
-                conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
-                dropped.append(name)
+                try:
+                    conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+                    dropped.append(name)
+                except OperationalError as error:  # kept, so put_back builds it again if it went invalid
+                    if not _lock_error(error):
+                        raise
+                    log.warning(
+                        "%s: left in place (a transaction older than %s holds %s)", name, LOCK_TIMEOUT, table
+                    )
         for table, name in FOREIGN_KEYS:
             definition = conn.execute(text(
                 "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
@@ -141,52 +162,71 @@ def _keep(conn: Connection, name: str, kind: str, table: str, definition: str, r
     ), {"name": name, "kind": kind, "table": table, "definition": definition, "run": run_id, "at": now()})  # fmt: skip
 
 
-def pending(engine: Engine) -> list[str]:
-    """Names set aside and not yet back."""
-    with engine.connect() as conn:
-        return list(conn.execute(text("SELECT name FROM backfill_set_aside ORDER BY name")).scalars())
+def put_back(engine: Engine, *, validate: bool = True) -> tuple[list[str], float]:
+    """Re-add every set-aside key (NOT VALID, then validated) and build every set-aside index again;
+    returns the names back and the seconds it took. Idempotent: an object already back only loses its row.
 
-
-def put_back(engine: Engine) -> tuple[list[str], float]:
-    """Build every set-aside index again and re-add every set-aside key, validated; returns the names
-    and the seconds it took. Idempotent: an object that is already back only loses its row."""
+    Keys first: they guard live writes, the indexes only speed up the staff lists. Every key is tried
+    before any error is raised; a key that cannot be validated stays NOT VALID with its row kept.
+    `validate=False` (undo, before it restores the rows that may break a key): keys come back NOT VALID
+    and keep their rows; undo calls again with validation at its end."""
     started = time.perf_counter()
     if engine.dialect.name != "postgresql":
         return [], 0.0
+    back: list[str] = []
+    broken: list[str] = []
     with _autocommit(engine) as conn:
-        # Indexes first ('index' sorts after 'foreign_key'): each validation then reads a table whose
-        # index builds are done, and none waits on a build's lock.
+        # 'foreign_key' sorts before 'index'
         rows = conn.execute(text(
-            "SELECT name, kind, table_name, definition FROM backfill_set_aside ORDER BY kind DESC, name"
+            "SELECT name, kind, table_name, definition FROM backfill_set_aside ORDER BY kind, name"
         )).all()  # fmt: skip
         for name, kind, table, definition in rows:
             log.info("putting back %s", name)
             if kind == "index":
                 _put_back_index(conn, name, definition)
-            else:
-                _put_back_key(conn, name, table, definition)
+            elif not _put_back_key(conn, name, table, definition, validate=validate):
+                if validate:
+                    broken.append(f"{name} (on {table})")
+                continue
             conn.execute(text("DELETE FROM backfill_set_aside WHERE name = :name"), {"name": name})
+            back.append(name)
     seconds = time.perf_counter() - started
-    if rows:
-        log.info("put back in %.1f s: %s", seconds, ", ".join(row[0] for row in rows))
-    return [row[0] for row in rows], seconds
+    if back:
+        log.info("put back in %.1f s: %s", seconds, ", ".join(back))
+    if broken:
+        raise LeadhubError(
+            f"foreign keys back but not valid: {', '.join(broken)}: rows written while they were set aside point "
+            "at rows that no longer exist (for leads_master, `leadhub verify` lists them); fix those rows, "
+            "then run `leadhub backfill-customers` again, or undo with `leadhub backfill-customers --undo`"
+        )
+    return back, seconds
 
 
 def _put_back_index(conn: Connection, name: str, definition: str) -> None:
-    invalid = conn.execute(text(
-        "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name AND NOT i.indisvalid"
-    ), {"name": name}).first()  # fmt: skip
-    if invalid is not None:  # a build killed half-way
-        conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
     concurrent, found = re.subn(
         r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX CONCURRENTLY IF NOT EXISTS ", definition
     )
     if found != 1:
         raise LeadhubError(f"cannot rebuild index {name} from its kept definition: {definition!r}")
-    conn.execute(text(concurrent))
+    try:
+        invalid = conn.execute(text(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name AND NOT i.indisvalid"
+        ), {"name": name}).first()  # fmt: skip
+        if invalid is not None:  # a build or drop stopped half-way
+            conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
+        conn.execute(text(concurrent))
+    except OperationalError as error:
+        if not _lock_error(error):
+            raise
+        raise LeadhubError(
+            f"building the index {name} again waited more than {LOCK_TIMEOUT} for older transactions (a long "
+            "report or dump?); run `leadhub backfill-customers` again when they have ended (the staff lists "
+            "are slow without it)"
+        ) from error
 
 
-def _put_back_key(conn: Connection, name: str, table: str, definition: str) -> None:
+def _put_back_key(conn: Connection, name: str, table: str, definition: str, *, validate: bool) -> bool:
+    """The key on its table again; True when it is also validated (or `validate` is off: False then)."""
     present = conn.execute(text(
         "SELECT convalidated FROM pg_constraint WHERE conname = :name AND conrelid = CAST(:table AS regclass)"
     ), {"name": name, "table": table}).first()  # fmt: skip
@@ -200,11 +240,11 @@ def _put_back_key(conn: Connection, name: str, table: str, definition: str) -> N
                 "run `leadhub backfill-customers` again when it has ended"
             )
     elif present[0]:
-        return
+        return True
+    if not validate:
+        return False
     try:
         conn.execute(text(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"'))
-    except IntegrityError as error:  # a row broke the key while it was set aside
-        raise LeadhubError(
-            f"the foreign key {name} is back but not valid: a row of {table} broke it while it was set aside "
-            f"({error.__class__.__name__}); `leadhub verify` lists such leads"
-        ) from error
+    except IntegrityError:  # a row broke the key while it was set aside
+        return False
+    return True

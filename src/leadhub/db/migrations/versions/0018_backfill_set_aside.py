@@ -42,10 +42,18 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Only while nothing is set aside: a kept definition is the only copy of what was dropped."""
-    if not context.is_offline_mode():
+    if context.is_offline_mode():
+        if op.get_context().dialect.name == "postgresql":
+            op.execute(
+                "DO $$ BEGIN IF EXISTS (SELECT 1 FROM backfill_set_aside) THEN RAISE EXCEPTION "
+                "'backfill_set_aside holds definitions: run leadhub backfill-customers (or --undo) to put them back "
+                "first'; END IF; END $$"
+            )
+    else:
         kept = op.get_bind().execute(sa.text("SELECT count(*) FROM backfill_set_aside")).scalar_one()
         if kept:
             raise RuntimeError(
-                f"backfill_set_aside holds {kept} definitions: run `leadhub backfill-customers` to put them back first"
+                f"backfill_set_aside holds {kept} definitions: run `leadhub backfill-customers` (or --undo) to "
+                "put them back first"
             )
     op.execute("DROP TABLE IF EXISTS backfill_set_aside")
