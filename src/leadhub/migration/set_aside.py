@@ -122,12 +122,7 @@ def set_aside(engine: Engine, run_id: int) -> list[str]:
     dropped: list[str] = []
     with _autocommit(engine) as conn:
         for table, name in INDEXES:
-            definition = conn.execute(text(
-                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname = :name AND i.indrelid = CAST(:table AS regclass) AND i.indisvalid"
-            ), {"name": name, "table": table}).scalar_one_or_none()  # fmt: skip
-            if definition is not None:
-                _keep(conn, name, "index", table, definition, run_id)
+            if _kept(conn, "index", table, name, run_id):
                 try:
                     conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
                     dropped.append(name)
@@ -138,12 +133,7 @@ def set_aside(engine: Engine, run_id: int) -> list[str]:
                         "%s: left in place (a transaction older than %s holds %s)", name, LOCK_TIMEOUT, table
                     )
         for table, name in FOREIGN_KEYS:
-            definition = conn.execute(text(
-                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conname = :name AND conrelid = CAST(:table AS regclass) AND contype = 'f'"
-            ), {"name": name, "table": table}).scalar_one_or_none()  # fmt: skip
-            if definition is not None:
-                _keep(conn, name, "foreign_key", table, definition, run_id)
+            if _kept(conn, "foreign_key", table, name, run_id):
                 if _retrying(
                     conn, f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"', f"setting aside {name}"
                 ):
@@ -155,11 +145,25 @@ def set_aside(engine: Engine, run_id: int) -> list[str]:
     return dropped
 
 
-def _keep(conn: Connection, name: str, kind: str, table: str, definition: str, run_id: int) -> None:
+_DEFINITION = {
+    "index": "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "WHERE c.relname = :name AND i.indrelid = CAST(:table AS regclass) AND i.indisvalid",
+    "foreign_key": "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conname = :name AND conrelid = CAST(:table AS regclass) AND contype = 'f'",
+}
+
+
+def _kept(conn: Connection, kind: str, table: str, name: str, run_id: int) -> bool:
+    """Commit the object's definition to backfill_set_aside before it is dropped; False if it is not there
+    (or, for an index, not valid) to be dropped."""
+    definition = conn.execute(text(_DEFINITION[kind]), {"name": name, "table": table}).scalar_one_or_none()
+    if definition is None:
+        return False
     conn.execute(text(
         "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
         "VALUES (:name, :kind, :table, :definition, :run, :at) ON CONFLICT (name) DO NOTHING"
     ), {"name": name, "kind": kind, "table": table, "definition": definition, "run": run_id, "at": now()})  # fmt: skip
+    return True
 
 
 def put_back(engine: Engine, *, validate: bool = True) -> tuple[list[str], float]:
