@@ -15,6 +15,7 @@ from rich.table import Table
 
 from leadhub.cli.main import _settings, app, err, out
 from leadhub.db.session import make_engine
+from leadhub.migration.set_aside import Mode
 
 log = logging.getLogger("leadhub.backfill")
 
@@ -82,7 +83,7 @@ def backfill_customers(
         ),
     ] = None,
     set_aside: Annotated[
-        str,
+        Mode,
         typer.Option(
             "--set-aside",
             help="PostgreSQL: drop leadhub's staff-list indexes and the foreign keys the lead writes check "
@@ -90,20 +91,15 @@ def backfill_customers(
             "auto: when at least 100,000 leads are still to be backfilled; always; never (use never once "
             "staff work in leadhub, whose lists read those indexes)",
         ),
-    ] = "auto",
+    ] = Mode.AUTO,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Canonicalise legacy phones, repair duplicate customers, link every lead. Online, batched,
     resumable after a crash (run it again), idempotent (a second run changes nothing)."""
     from leadhub.migration.backfill import plan_backfill, run_backfill
-    from leadhub.migration.set_aside import Mode
     from leadhub.migration.undo import undo_backfill
     from leadhub.migration.verify import unlinked_leads
 
-    try:
-        mode = Mode(set_aside)
-    except ValueError:
-        raise typer.BadParameter("must be auto, always or never", param_hint="--set-aside") from None
     settings = _settings()
     engine = make_engine(settings.database_url)
     reporter = _Reporter(enabled=not as_json)
@@ -123,7 +119,7 @@ def backfill_customers(
         else:
             started = time.perf_counter()
             report = run_backfill(engine, batch_size=batch_size, region=settings.phone_region, progress=reporter,
-                                  set_aside_mode=mode)  # fmt: skip
+                                  set_aside_mode=set_aside)  # fmt: skip
             result = {**report.to_json(), "seconds": round(time.perf_counter() - started, 2)}
             if report_invalid is not None:
                 result["unlinked_by_reason"] = unlinked_leads(

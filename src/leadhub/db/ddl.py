@@ -9,9 +9,14 @@ Each step also works in offline mode (`leadhub db sql`), where the database cann
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy import Table, inspect, text
 from sqlalchemy.schema import CreateIndex, CreateTable
+
+from leadhub.db.types import UTCDateTime
 
 LOCK_TIMEOUT = "5s"
 
@@ -78,20 +83,26 @@ END $$"""
 # Leads still to backfill from which a leads_master index built only for the staff is left to the
 # backfill; the backfill's `auto` set-aside uses the same count (leadhub.migration.set_aside).
 BACKFILL_PENDING_LEADS = 100_000
-# leadhub.migration.set_aside's table (revision 0018), created here too when an earlier revision
-# leaves an index to the backfill.
-_SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS backfill_set_aside (
-  name text PRIMARY KEY, kind text NOT NULL, table_name text NOT NULL, definition text NOT NULL,
-  run_id bigint NOT NULL, set_aside_at timestamptz NOT NULL
-)"""
+# Leads past :after the backfill has not written yet (every lead it reaches gets an enquiry time),
+# counted up to :n only.
+PENDING_LEADS = "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE id > :after AND enquired_at IS NULL LIMIT :n) AS s"
+# leadhub.migration.set_aside's table: revision 0018 creates it, and so does an earlier revision that
+# leaves an index to the backfill. KEEP records one dropped (or not yet built) object in it.
+SET_ASIDE = Table(
+    "backfill_set_aside", sa.MetaData(),
+    sa.Column("name", sa.Text, primary_key=True), sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("table_name", sa.Text, nullable=False), sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("run_id", sa.BigInteger, nullable=False), sa.Column("set_aside_at", UTCDateTime, nullable=False),
+)  # fmt: skip
+KEEP = (
+    "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
+    "VALUES (:name, :kind, :table, :definition, :run, :at) ON CONFLICT (name) DO NOTHING"
+)
 
 
 def _backfill_pending() -> bool:
-    """PostgreSQL online: at least BACKFILL_PENDING_LEADS leads have no enquiry time yet, so the backfill
-    will write them (stops reading there)."""
-    found = op.get_bind().execute(text(
-        "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE enquired_at IS NULL LIMIT :n) AS s"
-    ), {"n": BACKFILL_PENDING_LEADS}).scalar_one()  # fmt: skip
+    """PostgreSQL online: at least BACKFILL_PENDING_LEADS leads are still for the backfill to write."""
+    found = op.get_bind().execute(text(PENDING_LEADS), {"after": 0, "n": BACKFILL_PENDING_LEADS}).scalar_one()
     return int(found) >= BACKFILL_PENDING_LEADS
 
 
@@ -118,34 +129,29 @@ def create_index(
     if _dialect() != "postgresql":
         op.execute(f"CREATE {kind} IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")
         return
-    if leave_to_backfill and not _offline() and _backfill_pending():
-        bind = op.get_bind()
-        valid = bind.execute(text(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"
-        ), {"name": name}).scalar_one_or_none()  # fmt: skip
-        if valid is False:  # an earlier build stopped half-way: the backfill builds it whole
-            with op.get_context().autocommit_block():
-                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
-        if valid is not True:
-            op.execute(_SET_ASIDE_TABLE)
-            bind.execute(text(
-                "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
-                "VALUES (:name, 'index', :table, :definition, 0, now()) ON CONFLICT (name) DO NOTHING"
-            ), {"name": name, "table": table, "definition": f"CREATE {kind} {_q(name)} ON {_q(table)} ({cols}){partial}"})  # fmt: skip
+    if _offline():
+        with op.get_context().autocommit_block():
+            op.execute(f"-- if a failed earlier run left {name} INVALID: DROP INDEX CONCURRENTLY {name};")
+            op.execute(
+                f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}"
+            )
+        return
+    valid = op.get_bind().execute(text(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"
+    ), {"name": name}).scalar_one_or_none()  # fmt: skip
+    if valid is True:
+        return
+    if valid is False:  # a failed earlier build left it INVALID
+        with op.get_context().autocommit_block():
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
+    if leave_to_backfill and _backfill_pending():
+        create_table(SET_ASIDE)
+        op.get_bind().execute(text(KEEP), {
+            "name": name, "kind": "index", "table": table, "run": 0, "at": datetime.now(UTC),
+            "definition": f"CREATE {kind} {_q(name)} ON {_q(table)} ({cols}){partial}",
+        })  # fmt: skip
         return
     with op.get_context().autocommit_block():
-        if _offline():
-            op.execute(f"-- if a failed earlier run left {name} INVALID: DROP INDEX CONCURRENTLY {name};")
-        else:
-            invalid = op.get_bind().execute(
-                text(
-                    "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                    "WHERE c.relname = :name AND NOT i.indisvalid"
-                ),
-                {"name": name},
-            )
-            if invalid.first() is not None:
-                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
         op.execute(f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}")
 
 
@@ -156,9 +162,7 @@ def drop_index(name: str) -> None:
         return
     with op.get_context().autocommit_block():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_q(name)}")
-        if (
-            not _offline()
-            and op.get_bind().execute(text("SELECT to_regclass('backfill_set_aside')")).scalar_one()
-        ):
+        bind = None if _offline() else op.get_bind()
+        if bind is not None and bind.execute(text("SELECT to_regclass('backfill_set_aside')")).scalar_one():
             # an index left to the backfill is not built later either
-            op.execute(f"DELETE FROM backfill_set_aside WHERE name = '{name}'")
+            bind.execute(text("DELETE FROM backfill_set_aside WHERE name = :name"), {"name": name})

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from leadhub.db.base import Base
 from leadhub.db.models import Customer, Lead
 from leadhub.db.types import utcnow
-from leadhub.phones import key_or_reason
+from leadhub.phones import PhoneError, normalize
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]  # (phase, rows done in phase, rows in phase or None)
@@ -38,8 +38,11 @@ def customer_references() -> list[tuple[Table, str]]:
 
 
 def canonical(raw: str | None, region: str) -> tuple[str | None, str | None]:
-    """(E.164, None) or (None, reason)."""
-    return key_or_reason(raw, region)
+    """(E.164, None) or (None, reason). normalize: no ParsedPhone for a number the fast path knows."""
+    try:
+        return normalize(raw, region), None
+    except PhoneError as error:
+        return None, error.reason.value
 
 
 Reading = tuple[str | None, str | None, str | None]  # (the string read, its E.164 or None, why not)

@@ -36,7 +36,7 @@ from enum import StrEnum
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from leadhub.db.ddl import BACKFILL_PENDING_LEADS
+from leadhub.db.ddl import BACKFILL_PENDING_LEADS, KEEP, PENDING_LEADS
 from leadhub.errors import LeadhubError
 from leadhub.migration.common import now
 
@@ -71,12 +71,8 @@ def wanted(engine: Engine, mode: Mode, after: int) -> bool:
         return False
     if mode is Mode.ALWAYS:
         return True
-    # Every lead the backfill has reached has an enquiry time; stops reading at MIN_LEADS.
     with engine.connect() as conn:
-        left = conn.execute(text(
-            "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE id > :after AND enquired_at IS NULL "
-            "LIMIT :n) AS s"
-        ), {"after": after, "n": MIN_LEADS}).scalar_one()  # fmt: skip
+        left = conn.execute(text(PENDING_LEADS), {"after": after, "n": MIN_LEADS}).scalar_one()
     return int(left) >= MIN_LEADS
 
 
@@ -159,10 +155,8 @@ def _kept(conn: Connection, kind: str, table: str, name: str, run_id: int) -> bo
     definition = conn.execute(text(_DEFINITION[kind]), {"name": name, "table": table}).scalar_one_or_none()
     if definition is None:
         return False
-    conn.execute(text(
-        "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
-        "VALUES (:name, :kind, :table, :definition, :run, :at) ON CONFLICT (name) DO NOTHING"
-    ), {"name": name, "kind": kind, "table": table, "definition": definition, "run": run_id, "at": now()})  # fmt: skip
+    conn.execute(text(KEEP), {"name": name, "kind": kind, "table": table, "definition": definition, "run": run_id,
+                              "at": now()})  # fmt: skip
     return True
 
 
@@ -174,9 +168,9 @@ def put_back(engine: Engine, *, validate: bool = True) -> tuple[list[str], float
     before any error is raised; a key that cannot be validated stays NOT VALID with its row kept.
     `validate=False` (undo, before it restores the rows that may break a key): keys come back NOT VALID
     and keep their rows; undo calls again with validation at its end."""
-    started = time.perf_counter()
     if engine.dialect.name != "postgresql":
         return [], 0.0
+    started = time.perf_counter()
     back: list[str] = []
     broken: list[str] = []
     with _autocommit(engine) as conn:

@@ -94,19 +94,6 @@ def normalize(raw: str | None, region: str = "IN") -> str:
     return _slow(raw, text, region).e164 if hit is None else hit[0]
 
 
-def key_or_reason(raw: str | None, region: str = "IN") -> tuple[str | None, str | None]:
-    """(E.164 key, None), or (None, the PhoneErrorReason value): normalize for bulk callers (the backfill
-    reads a million phones), without building a ParsedPhone, or an error, for numbers the fast path knows."""
-    text = _unwrap(raw)
-    hit = _fast(text, region if region == _FAST_REGION else region.upper())
-    if hit is not None:
-        return hit[0], None
-    try:
-        return _slow(raw, text, region.upper()).e164, None
-    except PhoneError as error:
-        return None, error.reason.value
-
-
 def is_canonical(value: str) -> bool:
     """True when `value` is already the key normalize would make of it."""
     try:

@@ -17,27 +17,16 @@ import sqlalchemy as sa
 from alembic import context, op
 
 from leadhub.db import ddl
-from leadhub.db.base import NAMING_CONVENTION
-from leadhub.db.types import UTCDateTime
 
 revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
 
-_md = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-backfill_set_aside = sa.Table(
-    "backfill_set_aside", _md,
-    sa.Column("name", sa.Text, primary_key=True), sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("table_name", sa.Text, nullable=False), sa.Column("definition", sa.Text, nullable=False),
-    sa.Column("run_id", sa.BigInteger, nullable=False), sa.Column("set_aside_at", UTCDateTime, nullable=False),
-)  # fmt: skip
-
 
 def upgrade() -> None:
     ddl.set_lock_timeout()
-    ddl.create_table(backfill_set_aside)
+    ddl.create_table(ddl.SET_ASIDE)  # an earlier revision may have made it already (ddl.create_index)
 
 
 def downgrade() -> None:
