@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -85,23 +86,40 @@ _COPY_BATCH = "COPY backfill_batch (id, e164, enq, name, city) FROM STDIN"
 _COPY_CHANGES = (
     "COPY backfill_changes (id, old_phone, old_cid, old_enq, old_raw, raw, phone, cid, enq) FROM STDIN"
 )
+
+
+def _micro(sql: str) -> str:
+    """US(x) in a statement: the timestamp x as whole microseconds since 1970, exact (extract gives a
+    numeric), the form Python compares and hashes times in here."""
+    return re.sub(r"US\(([^()]*)\)", r"(extract(epoch FROM \1) * 1000000)::bigint", sql)
+
+
 # Customers for the batch's phones that have none, in phone order (every distinct phone is offered, as
 # the --emit-sql script does, so both paths draw the same ids), with what replaying the batch's leads
-# oldest first gives them. The batch holds its leads that have a phone.
-INSERT_CUSTOMERS = """
-INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
-SELECT e164, 'backfill',
-       (array_agg(name ORDER BY enq, id) FILTER (WHERE name IS NOT NULL))[1],
-       (array_agg(city ORDER BY enq, id) FILTER (WHERE city IS NOT NULL))[1],
-       min(enq), :stamp
-FROM backfill_batch GROUP BY e164 ORDER BY e164 COLLATE "C"
-ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id
-"""
-# Each of the batch's phones with its customer: one index probe per phone (a join could hash all of
-# customers on every batch).
+# oldest first gives them; and each of the batch's other phones with its customer, one index probe a
+# phone (a join could hash all of customers on every batch). One statement: the look-up sees the
+# customers as the statement began, so a phone whose customer a live writer committed meanwhile comes
+# back without one, and CUSTOMER_OF looks it up again. The batch holds its leads that have a phone.
+CREATE_AND_FIND = _micro("""
+WITH named AS (
+  SELECT DISTINCT ON (e164) e164, name, enq, id FROM backfill_batch WHERE name IS NOT NULL ORDER BY e164, enq, id
+), placed AS (
+  SELECT DISTINCT ON (e164) e164, city, enq, id FROM backfill_batch WHERE city IS NOT NULL ORDER BY e164, enq, id
+), g AS (
+  SELECT b.e164, b.first, n.name, n.enq AS name_at, n.id AS name_id, p.city, p.enq AS city_at, p.id AS city_id
+  FROM (SELECT e164, min(enq) AS first FROM backfill_batch GROUP BY e164) AS b
+  LEFT JOIN named n ON n.e164 = b.e164 LEFT JOIN placed p ON p.e164 = b.e164
+), made AS (
+  INSERT INTO customers (phone_number_normalized, origin, full_name, city, created_at, updated_at)
+  SELECT e164, 'backfill', name, city, first, %(stamp)s FROM g ORDER BY e164 COLLATE "C"
+  ON CONFLICT (phone_number_normalized) DO NOTHING RETURNING id, phone_number_normalized
+)
+SELECT g.e164, coalesce(m.id, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = g.e164)),
+       m.id IS NOT NULL, US(g.first), g.name, US(g.name_at), g.name_id, g.city, US(g.city_at), g.city_id
+FROM g LEFT JOIN made m ON m.phone_number_normalized = g.e164
+""")
 CUSTOMER_OF = """
-SELECT p.e164, (SELECT c.id FROM customers c WHERE c.phone_number_normalized = p.e164)
-FROM (SELECT DISTINCT e164 FROM backfill_batch) AS p
+SELECT phone_number_normalized, id FROM customers WHERE phone_number_normalized = ANY(CAST(%(phones)s AS text[]))
 """
 # The leads that need a change, each updated once (phone, legacy string, customer, enquiry time;
 # skipped if a live writer changed it since it was read), with its undo log row (common.undo_link: the
@@ -150,25 +168,25 @@ SELECT count(*) FROM registered
 # Customers that existed before a batch and that it linked leads to (or moved leads away from), locked
 # in id order before their leads are read. NO KEY UPDATE does not block the next batch's foreign-key
 # checks, so the next batch's leads are written meanwhile.
-LOCK_TOUCHED = """
-SELECT c.id FROM customers c WHERE c.id = ANY(CAST(:ids AS bigint[])) ORDER BY c.id FOR NO KEY UPDATE OF c
-"""
+LOCK_TOUCHED = _micro("""SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at) FROM customers c WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
+ORDER BY c.id FOR NO KEY UPDATE OF c
+""")
 # Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
 # the table, on every batch).
-TOUCHED = """
-SELECT c.id, c.origin, c.full_name, c.city, c.created_at, l.id, l.enquired_at, l.full_name, l.raw_customer_location
+TOUCHED = _micro("""SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at), l.id, US(l.enquired_at), l.full_name,
+       l.raw_customer_location
 FROM customers c
 CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
                     WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
 WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
-"""
-UPDATE_ATTRIBUTES = """
-UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = v.ca, updated_at = :stamp
-FROM unnest(CAST(:ids AS bigint[]), CAST(:fn AS text[]), CAST(:ci AS text[]), CAST(:ca AS timestamptz[]),
-            CAST(:ofn AS text[]), CAST(:oci AS text[]), CAST(:oca AS timestamptz[])) AS v(id, fn, ci, ca, ofn, oci, oca)
-WHERE c.id = v.id AND (c.full_name, c.city, c.created_at) IS NOT DISTINCT FROM (v.ofn, v.oci, v.oca)
-"""
+""")
+UPDATE_ATTRIBUTES = _micro("""UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = timestamptz 'epoch' + v.ca * interval '1 microsecond',
+                       updated_at = :stamp
+FROM unnest(CAST(:ids AS bigint[]), CAST(:fn AS text[]), CAST(:ci AS text[]), CAST(:ca AS bigint[]),
+            CAST(:ofn AS text[]), CAST(:oci AS text[]), CAST(:oca AS bigint[])) AS v(id, fn, ci, ca, ofn, oci, oca)
+WHERE c.id = v.id AND (c.full_name, c.city, US(c.created_at)) IS NOT DISTINCT FROM (v.ofn, v.oci, v.oca)
+""")
 
 
 @dataclass
@@ -178,7 +196,7 @@ class Prepared:
     after: int
     last: int
     rows: int
-    data: str  # the leads that have a phone, for INSERT_CUSTOMERS, in COPY text format
+    data: str  # the leads that have a phone, for CREATE_AND_FIND, in COPY text format
     # Per lead: its phone (E.164 or None), whether its stored phone and enquiry time already are what
     # the backfill writes, its customer before, and its backfill_changes row around the new customer.
     leads: list[tuple[str | None, bool, int | None, str, str]]
@@ -192,8 +210,86 @@ class Linked:
 
     created: list[int]  # customers this batch made
     linked: set[int]  # the customer of every lead that has one
+    touched: dict[int, Replay]  # customers made before this batch that it links leads to, with its replay
     changes: int  # leads that need a change
     data: str  # those leads, in COPY text format
+
+
+Key = tuple[int, int]  # a lead's place in replay order: (enquiry time in microseconds since 1970, id)
+Values = tuple[
+    str | None, str | None, int
+]  # customer attributes: full_name, city, created_at in microseconds
+
+
+class Replay:
+    """What replaying some leads of one customer oldest first gives: the earliest enquiry time, and the
+    earliest real name and city with the place of the lead that gave each (None: none had one)."""
+
+    __slots__ = ("city", "city_key", "first", "name", "name_key")
+
+    def __init__(self, first: int, name: str | None, name_key: Key | None, city: str | None,
+                 city_key: Key | None) -> None:  # fmt: skip
+        self.first, self.name, self.name_key, self.city, self.city_key = first, name, name_key, city, city_key
+
+    def merge(self, other: Replay) -> None:
+        """Other leads of the same customer, none of them counted here yet."""
+        if other.first < self.first:
+            self.first = other.first
+        if other.name_key is not None and (self.name_key is None or other.name_key < self.name_key):
+            self.name, self.name_key = other.name, other.name_key
+        if other.city_key is not None and (self.city_key is None or other.city_key < self.city_key):
+            self.city, self.city_key = other.city, other.city_key
+
+    def values(self) -> Values:
+        return self.name, self.city, self.first
+
+
+class Replays:
+    """Per customer, where the replay of its leads reached so far found its name and city, and a hash of
+    the attributes that replay gave it: enough to add a batch's leads to a customer without reading
+    its other leads again. Only a hint: a customer whose row no longer has those attributes (a person
+    or live intake changed it, or the batch that made it was retried) or that is not here (a resumed
+    run, or one dropped to keep memory flat) is recomputed from all its leads.
+
+    Five integers a customer in pages of flat arrays (a dict of tuples took about 200 bytes a customer):
+    about 24 MB for the 486,000 customers of a 1,000,000-lead run, at most _MAX_PAGES pages."""
+
+    _SHIFT = 12
+    _WIDTH = 6  # known, hash, name time, name lead, city time, city lead
+    _MAX_PAGES = 256
+
+    def __init__(self) -> None:
+        self.pages: dict[int, array[int]] = {}
+
+    def get(self, cid: int) -> tuple[int, Key | None, Key | None] | None:
+        """(hash of the attributes, name key, city key), or None when not known."""
+        page = self.pages.get(cid >> self._SHIFT)
+        at = (cid & ((1 << self._SHIFT) - 1)) * self._WIDTH
+        if page is None or not page[at]:
+            return None
+        return (page[at + 1], (page[at + 2], page[at + 3]) if page[at + 3] else None,
+                (page[at + 4], page[at + 5]) if page[at + 5] else None)  # fmt: skip
+
+    def put(self, cid: int, values: Values, name_key: Key | None, city_key: Key | None) -> None:
+        number = cid >> self._SHIFT
+        page = self.pages.get(number)
+        if page is None:
+            if len(self.pages) >= self._MAX_PAGES:
+                self.pages.clear()  # forget all: those customers are recomputed in full when touched
+            page = self.pages.setdefault(number, array("q", bytes(8 * self._WIDTH << self._SHIFT)))
+        at = (cid & ((1 << self._SHIFT) - 1)) * self._WIDTH
+        page[at : at + self._WIDTH] = array("q", (
+            1, hash(values), *(name_key or (0, 0)), *(city_key or (0, 0))
+        ))  # fmt: skip
+
+    def forget(self, cids: set[int] | list[int]) -> None:
+        for cid in cids:
+            page = self.pages.get(cid >> self._SHIFT)
+            if page is not None:
+                page[(cid & ((1 << self._SHIFT) - 1)) * self._WIDTH] = 0
+
+
+_MISSING = object()
 
 
 class _Cache:
@@ -202,13 +298,12 @@ class _Cache:
         self.values: dict[Any, Any] = {}
 
     def __call__(self, key: Any) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
+        value = self.values.get(key, _MISSING)  # most phones are new: a raised KeyError costs more
+        if value is _MISSING:
             if len(self.values) >= _CACHE_LIMIT:
                 self.values.clear()
             value = self.values[key] = self.compute(key)
-            return value
+        return value
 
 
 class LeadsPhase:
@@ -221,6 +316,7 @@ class LeadsPhase:
         self.phone = _Cache(lambda raw: canonical(raw, region))
         self.name = _Cache(clean_name)
         self.city = _Cache(clean_text)
+        self.replays = Replays()
 
     # --- read and work out (runs one batch ahead, on its own connection) ----------------------------
 
@@ -252,8 +348,8 @@ class LeadsPhase:
                 or stamp
             )
             if e164 is None:
-                key = reason or "empty"
-                unlinked[key] = unlinked.get(key, 0) + 1
+                why = reason or "empty"
+                unlinked[why] = unlinked.get(why, 0) + 1
             else:
                 rows.append(
                     f"{lead_id}\t{e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t{_text(city_of(location))}"
@@ -286,8 +382,30 @@ class LeadsPhase:
         """The customers for the batch's new phones, committed before its leads are written (the
         previous batch's leads are being written meanwhile), and the leads that need a change."""
         self._copy(session, _COPY_BATCH, batch.data)
-        created = list(session.execute(text(INSERT_CUSTOMERS), {"stamp": batch.stamp}).scalars())
-        customer_of: dict[str, int | None] = {row[0]: row[1] for row in session.execute(text(CUSTOMER_OF))}
+        created: list[int] = []
+        customer_of: dict[str, int | None] = {}
+        touched: dict[int, Replay] = {}
+        missing: list[str] = []
+        replays = self.replays
+        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        with raw.cursor() as cursor:
+            cursor.execute(CREATE_AND_FIND, {"stamp": batch.stamp})
+            for phone, cid, made, first, name, name_at, name_id, city, city_at, city_id in cursor:
+                customer_of[phone] = cid
+                name_key = None if name_id is None else (name_at, name_id)
+                city_key = None if city_id is None else (city_at, city_id)
+                if made:
+                    created.append(cid)
+                    replays.put(cid, (name, city, first), name_key, city_key)
+                elif cid is not None:
+                    touched[cid] = Replay(first, name, name_key, city, city_key)
+                else:
+                    missing.append(phone)
+            if missing:  # made by a live writer while the statement ran: recomputed in full (no replay known)
+                cursor.execute(CUSTOMER_OF, {"phones": missing})
+                for phone, cid in cursor.fetchall():
+                    customer_of[phone] = cid
+                    touched[cid] = Replay(0, None, None, None, None)
         rows: list[str] = []
         for e164, phone_and_time_done, old_cid, head, tail in batch.leads:
             cid = customer_of.get(e164) if e164 is not None else None
@@ -295,24 +413,31 @@ class LeadsPhase:
                 rows.append(f"{head}{_NULL if cid is None else cid}{tail}")
         rows.append("")
         linked = {cid for cid in customer_of.values() if cid is not None}
-        return Linked(created=created, linked=linked, changes=len(rows) - 1,
+        return Linked(created=created, linked=linked, touched=touched, changes=len(rows) - 1,
                       data="\n".join(rows))  # fmt: skip
 
-    def apply(self, session: Session, batch: Prepared, linked: Linked) -> tuple[dict[str, Any], list[int]]:
+    def apply(
+        self, session: Session, batch: Prepared, linked: Linked
+    ) -> tuple[dict[str, Any], dict[int, Replay]]:
         """The batch's leads, linked to their customers; returns the counts and the customers, made
-        before this batch, whose attributes `recompute` recomputes once this has committed."""
+        before this batch, whose attributes `recompute` recomputes once this has committed, each with
+        the replay of the batch's leads of it."""
         updated, with_customer, moved, left = 0, 0, [], 0
         if linked.changes:
             self._copy(session, _COPY_CHANGES, linked.data)
             updated, with_customer, moved = session.execute(
                 text(WRITE_LEADS), {"after": batch.after, "last": batch.last, "run": self.run_id}
             ).one()
+            if updated < linked.changes:
+                # A live writer changed some of the batch's leads first: their customers' replays from
+                # this batch may count leads that are not theirs, so they are recomputed in full.
+                self.replays.forget(linked.linked)
         if moved:
             # Customers the batch's leads left (the old app re-numbered them): recomputed in this
             # transaction, because nothing but the write's result names them (a run resumed after it
             # would find nothing to write). Rare: only leads whose number changed under their link.
-            locked = list(session.execute(text(LOCK_TOUCHED), {"ids": _int_array(sorted(moved))}).scalars())
-            left = self._attributes(session, locked, batch.stamp)
+            self.replays.forget(moved)
+            left = self._attributes(session, sorted(moved), {}, batch.stamp)
         stats = {
             "leads_scanned": batch.rows,
             "unlinked_by_reason": batch.unlinked,
@@ -322,18 +447,13 @@ class LeadsPhase:
             "leads_linked": with_customer,
             "customers_attributes_set": left,
         }
-        return stats, sorted(linked.linked.difference(linked.created))
+        return stats, linked.touched
 
-    def recompute(self, session: Session, batch: Prepared, touched: list[int]) -> int:
+    def recompute(self, session: Session, batch: Prepared, touched: dict[int, Replay]) -> int:
         """Once the batch has committed: the attributes of the customers made before it that it touched,
         recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
-        locked = (
-            list(session.execute(text(LOCK_TOUCHED), {"ids": _int_array(touched)}).scalars())
-            if touched
-            else []
-        )
-        return self._attributes(session, locked, batch.stamp)
+        return self._attributes(session, sorted(touched), touched, batch.stamp)
 
     def register(self, session: Session, batch: Prepared) -> int:
         """Once the batch and its recompute have committed: its legacy external ids registered, and the
@@ -345,44 +465,82 @@ class LeadsPhase:
             "channels": [self.channels[s] for s in sources],
         }).scalar_one())  # fmt: skip
 
-    def _attributes(self, session: Session, touched: list[int], stamp: datetime) -> int:
-        if not touched:
+    def _attributes(self, session: Session, ids: list[int], added: dict[int, Replay], stamp: datetime) -> int:
+        """Lock the customers `ids` and set the attributes replay gives them; returns how many changed.
+
+        A customer whose replay so far is known (self.replays) and whose row still has what it gave
+        takes the batch's leads of it (`added`) on top; any other is recomputed from all its leads the
+        backfill has reached. Both give what replaying all those leads oldest first gives."""
+        if not ids:
             return 0
-        current: dict[int, tuple[Any, ...]] = {}
+        raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+        with raw.cursor() as cursor:
+            cursor.execute(LOCK_TOUCHED, {"ids": _int_array(ids)})
+            locked = cursor.fetchall()
+        changed: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []  # (id, wanted, current)
+        known: list[tuple[int, tuple[Any, ...], Key | None, Key | None]] = []
+        full: dict[int, tuple[Any, ...]] = {}
+        before_leadhub: set[int] = set()  # made by the guide's SQL: their first change keeps a before-image
+        for cid, origin, full_name, city, created_at in locked:
+            current = (full_name, city, created_at)
+            if origin is None:
+                before_leadhub.add(cid)
+            replay, state = added.get(cid), self.replays.get(cid)
+            if replay is None or state is None or origin == "intake" or state[0] != hash(current):
+                full[cid] = (origin, *current)
+                continue
+            mine = Replay(created_at, full_name, state[1], city, state[2])
+            mine.merge(replay)
+            wanted = mine.values()
+            known.append((cid, wanted, mine.name_key, mine.city_key))
+            if wanted != current:
+                changed.append((cid, wanted, current))
+        if full:
+            changed.extend(self._replayed(session, full))
+        if changed:
+            changed.sort(key=lambda item: item[0])
+            ids = [cid for cid, _, _ in changed]
+            if before_leadhub.intersection(ids):
+                session.execute(text(bulk.ATTRIBUTES_LOG), {"run": self.run_id, "ids": ids})
+            done = session.execute(text(UPDATE_ATTRIBUTES), {
+                "ids": ids, "fn": [w[0] for _, w, _ in changed], "ci": [w[1] for _, w, _ in changed],
+                "ca": [w[2] for _, w, _ in changed], "ofn": [o[0] for _, _, o in changed],
+                "oci": [o[1] for _, _, o in changed], "oca": [o[2] for _, _, o in changed], "stamp": stamp,
+            }).rowcount  # type: ignore[attr-defined]  # fmt: skip
+            if done != len(changed):
+                raise ConcurrentChange("a customer changed while its attributes were recomputed")
+        for cid, wanted, name_key, city_key in known:
+            self.replays.put(cid, wanted, name_key, city_key)
+        return len(changed)
+
+    def _replayed(self, session: Session, customers: dict[int, tuple[Any, ...]]
+                  ) -> list[tuple[int, tuple[Any, ...], tuple[Any, ...]]]:  # fmt: skip
+        """Customers (id: origin and current attributes) recomputed from every lead of theirs the backfill
+        has reached; returns those whose attributes change, and remembers each one's replay."""
         leads: dict[int, list[tuple[Any, ...]]] = {}
         raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
         with raw.cursor() as cursor:
-            cursor.execute(TOUCHED, {"ids": _int_array(touched)})
+            cursor.execute(TOUCHED, {"ids": _int_array(sorted(customers))})
             found = cursor.fetchall()
-        for cid, origin, full_name, city, created_at, lead_id, enq, name, location in found:
-            current[cid] = (origin, full_name, city, created_at)
+        for cid, _origin, _full_name, _city, _created_at, lead_id, enq, name, location in found:
             leads.setdefault(cid, []).append((enq, lead_id, name, location))
-        changed: list[tuple[int, dict[str, Any], tuple[Any, ...]]] = []
+        changed = []
         for cid, own in leads.items():
             own.sort(key=lambda lead: (lead[0], lead[1]))
             first_at = own[0][0]
-            staged_name = next((n for n in map(self.name, (lead[2] for lead in own)) if n), None)
-            staged_city = next((c for c in map(self.city, (lead[3] for lead in own)) if c), None)
-            origin, full_name, city, created_at = current[cid]
-            wanted = wanted_attributes(
-                origin, full_name, city, created_at, staged_name, staged_city, first_at
-            )
+            named = next(((lead, n) for lead in own if (n := self.name(lead[2]))), None)
+            placed = next(((lead, c) for lead in own if (c := self.city(lead[3]))), None)
+            origin, full_name, city, created_at = customers[cid]
+            wanted = wanted_attributes(origin, full_name, city, created_at, named and named[1], placed and placed[1],
+                                       first_at)  # fmt: skip
+            values = (full_name, city, created_at) if wanted is None else (
+                wanted["full_name"], wanted["city"], wanted["created_at"])  # fmt: skip
             if wanted is not None:
-                changed.append((cid, wanted, current[cid]))
-        if not changed:
-            return 0
-        changed.sort(key=lambda item: item[0])
-        ids = [cid for cid, _, _ in changed]
-        if any(old[0] is None for _, _, old in changed):  # made before leadhub: keep its before-image
-            session.execute(text(bulk.ATTRIBUTES_LOG), {"run": self.run_id, "ids": ids})
-        done = session.execute(text(UPDATE_ATTRIBUTES), {
-            "ids": ids, "fn": [w["full_name"] for _, w, _ in changed], "ci": [w["city"] for _, w, _ in changed],
-            "ca": [w["created_at"] for _, w, _ in changed], "ofn": [o[1] for _, _, o in changed],
-            "oci": [o[2] for _, _, o in changed], "oca": [o[3] for _, _, o in changed], "stamp": stamp,
-        }).rowcount  # type: ignore[attr-defined]  # fmt: skip
-        if done != len(changed):
-            raise ConcurrentChange("a customer changed while its attributes were recomputed")
-        return len(changed)
+                changed.append((cid, values, (full_name, city, created_at)))
+            if origin != "intake":
+                self.replays.put(cid, values, named and (named[0][0], named[0][1]),
+                                 placed and (placed[0][0], placed[0][1]))  # fmt: skip
+        return changed
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -451,7 +609,7 @@ class _Stopped(Exception):
 
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    Written = tuple[tuple[dict[str, Any], list[int]], float]
+    Written = tuple[tuple[dict[str, Any], dict[int, Replay]], float]
     failed = threading.Event()  # once any step fails, no step starts: nothing commits past the failure
     first: list[BaseException] = []  # what failed first: the error the run raises
 
@@ -473,7 +631,7 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         linked, _ = creation.result()
         return step(lambda session: phase.apply(session, batch, linked))
 
-    def recompute(batch: Prepared, touched: list[int]) -> tuple[int, float]:
+    def recompute(batch: Prepared, touched: dict[int, Replay]) -> tuple[int, float]:
         return step(lambda session: phase.recompute(session, batch, touched))
 
     def register(batch: Prepared, recomputed: Future[tuple[int, float]], previous: Future[Any] | None) -> Any:

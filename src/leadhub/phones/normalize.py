@@ -90,7 +90,7 @@ def parse_phone(raw: str | None, region: str = "IN") -> ParsedPhone:
 
 def normalize(raw: str | None, region: str = "IN") -> str:
     text, region = _unwrap(raw), region.upper()
-    hit = _fast(text, region)
+    hit = _fast(text, region, typed=False)  # the key only: no second pattern for the number's type
     return _slow(raw, text, region).e164 if hit is None else hit[0]
 
 
@@ -291,12 +291,13 @@ class _FastRule:
     general: re.Pattern[str]
     by_length: dict[int, tuple[re.Pattern[str], re.Pattern[str]]]  # national length: (valid, mobile)
 
-    def is_mobile(self, nsn: str) -> bool | None:
-        """None if phonenumbers would not call this national number valid, else whether it is mobile."""
+    def is_mobile(self, nsn: str, typed: bool = True) -> bool | None:
+        """None if phonenumbers would not call this national number valid, else whether it is mobile
+        (False when not `typed`)."""
         patterns = self.by_length.get(len(nsn))
         if patterns is None or patterns[0].fullmatch(nsn) is None:
             return None
-        return patterns[1].fullmatch(nsn) is not None
+        return typed and patterns[1].fullmatch(nsn) is not None
 
 
 @cache
@@ -367,15 +368,21 @@ def _type_patterns(metadata: PhoneMetadata, length: int) -> tuple[re.Pattern[str
     return valid, is_mobile
 
 
-def _fast(text: str, region: str) -> tuple[str, bool] | None:
-    """(key, is_mobile) of '+91…', and in region IN of '…', '0…', '91…', '0091…', read from the metadata.
+def _fast(text: str, region: str, *, typed: bool = True) -> tuple[str, bool] | None:
+    """(key, is_mobile) of '+91…', and in region IN of '…', '0…', '91…', '0091…', read from the metadata
+    (is_mobile False when not `typed`).
 
     Whatever it returns, the slow path returns too; when unsure it returns None and the slow path decides.
     """
     rule = _fast_rule(_FAST_REGION)
-    if rule is None or not _FAST_SHAPE.fullmatch(text):
+    if rule is None:
         return None
-    digits = text.replace(" ", "").replace("-", "")
+    if text.isascii() and text.isdigit():  # most stored phones: no pattern needed for their shape
+        digits = text
+    elif _FAST_SHAPE.fullmatch(text):
+        digits = text.replace(" ", "").replace("-", "")
+    else:
+        return None
     if digits.startswith("+"):
         nsn = digits[1 + len(rule.code) :] if digits[1:].startswith(rule.code) else None
     elif region != _FAST_REGION:
@@ -384,7 +391,7 @@ def _fast(text: str, region: str) -> tuple[str, bool] | None:
         nsn = _national_part(rule, digits)
     if nsn is None or (rule.trunk is not None and nsn.startswith(rule.trunk)):
         return None
-    is_mobile = rule.is_mobile(nsn)
+    is_mobile = rule.is_mobile(nsn, typed)
     return None if is_mobile is None else (f"+{rule.code}{nsn}", is_mobile)
 
 
