@@ -289,6 +289,7 @@ class _FastRule:
     idd: str | None  # '00', when the international prefix is a plain digit string
     trunk: str | None  # '0', when the national prefix for parsing is a plain digit string with no rewrite
     general: re.Pattern[str]
+    longest: int  # the most digits a national number has (more: parse calls the text too long)
     by_length: dict[int, tuple[re.Pattern[str], re.Pattern[str]]]  # national length: (valid, mobile)
 
     def is_mobile(self, nsn: str, typed: bool = True) -> bool | None:
@@ -315,6 +316,7 @@ def _fast_rule(region: str) -> _FastRule | None:
         if trunk and trunk.isdigit() and metadata.national_prefix_transform_rule is None
         else None,
         general=re.compile(general.national_number_pattern),
+        longest=max(general.possible_length),
         by_length=by_length,
     )
 
@@ -400,11 +402,13 @@ def _national_part(rule: _FastRule, digits: str) -> str | None:
     if rule.idd is not None and digits.startswith(rule.idd + rule.code):
         return digits[len(rule.idd) + len(rule.code) :]
     if rule.trunk is not None and digits.startswith(rule.trunk):
-        rest = digits[len(rule.trunk) :]
-        return None if rest.startswith(rule.code) else rest
+        # '0' + a number starting with the country code ('09198765432'): parse strips the trunk prefix as
+        # for any other; only when what is left is not valid does the slow path try '+' + the rest.
+        return digits[len(rule.trunk) :]
     if digits.startswith(rule.code):
-        # parse strips a leading country code only when the whole string is not a national number itself.
+        # parse strips a leading country code only when the whole string is not a national number itself
+        # ('9198765432' is one), unless the whole is too long to be one.
         if rule.general.fullmatch(digits) is not None:
-            return None
+            return digits if len(digits) <= rule.longest else None
         return digits[len(rule.code) :]
     return digits
