@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from functools import cache
 
 import bcrypt
 from argon2 import PasswordHasher
@@ -21,7 +22,6 @@ MAX_LENGTH = 256  # argon2 takes any length; the cap keeps a request from burnin
 _hasher = PasswordHasher()  # argon2id, the library's current recommended parameters
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 # Verified against when the user does not exist, so an unknown username costs the same time.
-_DUMMY_HASH = _hasher.hash("leadhub-dummy-password")
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,15 @@ def verify_password(password: str, stored: str | None) -> Verification:
     return Verification(ok=True, needs_rehash=_hasher.check_needs_rehash(stored))
 
 
+@cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: hashing takes about 0.1 s, which every CLI command paid.
+    return _hasher.hash("leadhub-dummy-password")
+
+
 def _burn(password: str) -> None:
     with contextlib.suppress(VerificationError):
-        _hasher.verify(_DUMMY_HASH, password)
+        _hasher.verify(_dummy_hash(), password)
 
 
 def dummy_verify(password: str) -> None:
