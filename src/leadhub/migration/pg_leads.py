@@ -324,9 +324,11 @@ class LeadsPhase:
         with self.engine.connect() as conn:
             raw = cast(psycopg.Connection[Any], conn.connection.dbapi_connection)
             cursor = raw.cursor()
+            # Times as ISO text, which the COPY reads back to the same instant: Python only passes them on.
+            cursor.execute("SET LOCAL DateStyle = ISO")
             cursor.execute(
-                "SELECT id, phone_number_normalized, phone_number_legacy, customer_id, enquired_at, full_name, "
-                "raw_customer_location, raw_payload->>'start_time', raw_payload->>'created_time', created_at "
+                "SELECT id, phone_number_normalized, phone_number_legacy, customer_id, enquired_at::text, full_name, "
+                "raw_customer_location, raw_payload->>'start_time', raw_payload->>'created_time', created_at::text "
                 "FROM leads_master WHERE id > %s ORDER BY id LIMIT %s",
                 (after, size),
             )
@@ -335,34 +337,36 @@ class LeadsPhase:
         if not fetched:
             return None
         stamp = now()
+        stamp_text = stamp.isoformat()
         rows: list[str] = []
         leads: list[tuple[str | None, bool, int | None, str, str]] = []
         unlinked: dict[str, int] = {}
         phone_of, name_of, city_of = self.phone, self.name, self.city
         for lead_id, phone, legacy, cid, enquired, name, location, start, created_time, created_at in fetched:
             source, e164, reason = read_phone(phone, legacy, phone_of)
-            enq = (
-                enquired
-                or provider_time({"start_time": start, "created_time": created_time})
-                or created_at
-                or stamp
-            )
+            if enquired is not None:
+                enq = enquired
+            else:
+                at = (
+                    provider_time({"start_time": start, "created_time": created_time})
+                    if start or created_time
+                    else None
+                )
+                enq = at.isoformat() if at is not None else created_at or stamp_text
             if e164 is None:
                 why = reason or "empty"
                 unlinked[why] = unlinked.get(why, 0) + 1
             else:
-                rows.append(
-                    f"{lead_id}\t{e164}\t{enq.isoformat()}\t{_text(name_of(name))}\t{_text(city_of(location))}"
-                )
-            new_phone = e164 or source
+                rows.append(f"{lead_id}\t{e164}\t{enq}\t{_text(name_of(name))}\t{_text(city_of(location))}")
+            kept = _text(source)
             leads.append((
                 # done: phone and enquiry time are what the backfill writes, and the legacy string kept
                 # is still the one read (the old app may have replaced it: common.undo_link)
-                e164, phone == new_phone and enquired is not None and legacy in (None, source), cid,
-                f"{lead_id}\t{_text(phone)}\t{_NULL if cid is None else cid}\t"
-                f"{_NULL if enquired is None else enquired.isoformat()}\t{_text(legacy)}\t{_text(source)}\t"
-                f"{_text(new_phone)}\t",
-                f"\t{enq.isoformat()}",
+                e164, phone == (e164 or source) and enquired is not None and legacy in (None, source), cid,
+                f"{lead_id}\t{kept if phone is source else _text(phone)}\t{_NULL if cid is None else cid}\t"
+                f"{_NULL if enquired is None else enquired}\t{kept if legacy is source else _text(legacy)}\t{kept}\t"
+                f"{e164 or kept}\t",
+                f"\t{enq}",
             ))  # fmt: skip
         rows.append("")
         return Prepared(after=after, last=int(fetched[-1][0]), rows=len(fetched), data="\n".join(rows),
