@@ -326,6 +326,72 @@ def test_batches_sized_by_time_and_written_two_at_a_time_reach_a_fixed_size_run_
         timed.dispose()
 
 
+# Enquiry times against id order, names and cities on some leads only: a customer's earliest lead is
+# often in a later batch than the one that made it, and its name or city comes from any of its leads.
+_SHUFFLE = """
+UPDATE leads_master SET
+  raw_payload = CASE WHEN id % 3 = 0 THEN raw_payload - 'start_time' - 'created_time' ELSE raw_payload END,
+  created_at = timestamptz '2024-06-01 00:00:00+00' - make_interval(mins => (hashint4(id::int) % 100000 + 100000) % 100000),
+  full_name = CASE WHEN id % 4 = 0 THEN 'Person ' || id WHEN id % 4 = 1 THEN NULL ELSE full_name END,
+  raw_customer_location = CASE WHEN id % 5 = 0 THEN ' City  ' || (id % 7) WHEN id % 5 = 1 THEN '  ' END
+"""
+
+
+def test_customers_touched_again_take_each_batch_s_leads_on_top_and_equal_the_replay_of_all_their_leads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A customer the run made, or recomputed, takes a later batch's leads on top of what it has
+    # (pg_leads.Replays), without reading its other leads again; one changed meanwhile by someone else
+    # is recomputed from all its leads. Either way it ends with what replaying all its leads gives.
+    full: list[int] = []
+    edited: list[int] = []
+    real_replayed, real_recompute = pg_leads.LeadsPhase._replayed, pg_leads.LeadsPhase.recompute
+
+    def replayed(self: pg_leads.LeadsPhase, session: Any, customers: dict[int, Any]) -> Any:
+        full.extend(customers)
+        return real_replayed(self, session, customers)
+
+    def recompute(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared, touched: Any) -> int:
+        if not edited and batch.last > 600:
+            # Someone changes every customer made so far, before the rest of their leads come.
+            with self.engine.begin() as conn:
+                edited.extend(conn.execute(text(
+                    "UPDATE customers SET full_name = 'Someone Else', created_at = created_at + interval '1 day' "
+                    "RETURNING id")).scalars())  # fmt: skip
+        return int(real_recompute(self, session, batch, touched))
+
+    monkeypatch.setattr(pg_leads.LeadsPhase, "_replayed", replayed)
+    with fresh_database(tmp_path) as url:
+        engine = _legacy(url, 2000, guide=False)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(_SHUFFLE))
+            run_backfill(engine, batch_size=100)
+            assert _not_replayed(engine) == []
+            with engine.connect() as conn:
+                made = conn.execute(text("SELECT count(*) FROM customers")).scalar_one()
+                touched_again = conn.execute(text(
+                    "SELECT customer_id FROM leads_master WHERE customer_id IS NOT NULL "
+                    "GROUP BY customer_id HAVING count(DISTINCT (id - 1) / 100) > 1")).all()  # fmt: skip
+                cities = conn.execute(
+                    text("SELECT count(*) FROM customers WHERE city IS NOT NULL")
+                ).scalar_one()
+            assert made > 500 and len(touched_again) > 100 and cities > 100, (made, len(touched_again), cities)
+            assert full == []  # nobody changed anything: no customer's leads were read again
+
+            full.clear()
+            monkeypatch.setattr(pg_leads.LeadsPhase, "recompute", recompute)
+            undo_backfill(engine)
+            run_backfill(engine, batch_size=100)
+            assert len(edited) > 100
+            # Those a later batch touched are recomputed from all their leads, and nobody else; those no
+            # later batch touched keep the edit.
+            assert len(full) > 20 and set(full) <= set(edited)
+            assert set(_not_replayed(engine)) <= set(edited) - set(full)
+        finally:
+            engine.dispose()
+
+
 @pytest.mark.parametrize("mode", [Mode.NEVER, Mode.AUTO], ids=["keys-in-place", "keys-set-aside"])
 def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: Mode
