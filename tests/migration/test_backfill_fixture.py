@@ -376,7 +376,11 @@ def test_customers_touched_again_take_each_batch_s_leads_on_top_and_equal_the_re
                 cities = conn.execute(
                     text("SELECT count(*) FROM customers WHERE city IS NOT NULL")
                 ).scalar_one()
-            assert made > 500 and len(touched_again) > 100 and cities > 100, (made, len(touched_again), cities)
+            assert made > 500 and len(touched_again) > 100 and cities > 100, (
+                made,
+                len(touched_again),
+                cities,
+            )
             assert full == []  # nobody changed anything: no customer's leads were read again
 
             full.clear()
