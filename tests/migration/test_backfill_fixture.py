@@ -32,6 +32,7 @@ from tests.conftest import SHARED, fresh_database, psql, requires_postgres
 
 pytestmark = requires_postgres
 BOOKKEEPING = {"alembic_version", "backfill_runs"}
+SET_ASIDE = len(set_aside.INDEXES + set_aside.FOREIGN_KEYS)  # 4 indexes and 3 foreign keys
 
 
 def _legacy(url: str, n: int, guide: bool) -> Engine:
@@ -182,7 +183,7 @@ def test_killed_at_random_points_then_finished_equals_a_clean_run(tmp_path: Path
                     kills.append(_kill_at(child, killed, phase, past))
                 waiting.append(_waiting(killed))
             assert kills == [True, True, True], (targets, kills)
-            assert len(waiting[1]) == len(waiting[2]) == 6 and _schema(killed) != schema
+            assert len(waiting[1]) == len(waiting[2]) == SET_ASIDE and _schema(killed) != schema
             assert not verify(killed).ok
             finished = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             assert '"run_id"' in finished.stdout
@@ -439,7 +440,7 @@ def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(
                 f.result()
         assert errors == []
         assert len(results) > 50
-        assert len(first.set_aside) == (6 if mode is Mode.AUTO else 0)
+        assert len(first.set_aside) == (SET_ASIDE if mode is Mode.AUTO else 0)
         assert sorted(first.put_back) == sorted(first.set_aside)
         assert _schema(engine) == schema
         report = verify(engine)
@@ -484,7 +485,7 @@ def test_a_run_that_fails_puts_back_what_it_set_aside(
         _stop_at_the_fifth_registration(monkeypatch, lambda: seen.append(_waiting(engine)))
         with pytest.raises(RuntimeError, match="stopped"):
             run_backfill(engine, batch_size=100, set_aside_mode=Mode.ALWAYS)
-        assert len(seen[0]) == 6  # set aside while the leads were written
+        assert len(seen[0]) == SET_ASIDE  # set aside while the leads were written
         assert _waiting(engine) == [] and _schema(engine) == schema
         engine.dispose()
 
@@ -503,9 +504,9 @@ def test_undo_after_a_run_killed_with_keys_set_aside_puts_them_back_first(tmp_pa
         with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
             assert _kill_at(child, engine, "leads", half)
         waiting = _waiting(engine)
-        assert len(waiting) == 6 and _schema(engine) != schema
+        assert len(waiting) == SET_ASIDE and _schema(engine) != schema
         checks = {c.name: c for c in verify(engine).checks}
-        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == 6
+        assert checks["indexes and foreign keys waiting for the backfill to put them back"].value == SET_ASIDE
         report = undo_backfill(engine, batch_size=400)
         assert sorted(report.put_back) == waiting
         assert _waiting(engine) == [] and _schema(engine) == schema and _every_row(engine) == before

@@ -5,10 +5,12 @@ and a check of its customer; each legacy id it registers checks its lead and its
 leads on the 2-core machine the lead write took 12.5-13.0 s of server time with leadhub's three
 staff-list indexes and the customer foreign key in place, 5.3 s without (docs/benchmarks.md).
 
-Those indexes serve leadhub's staff lists, which are not in use before the switch (docs/migration.md),
-and nothing deletes a customer or a lead while the leads phase runs (the repair's merge comes before
-it, `--undo` puts everything back first). So a big leads phase drops them and builds them again when
-it ends:
+Three of those indexes serve leadhub's staff lists, which are not in use before the switch
+(docs/migration.md); the fourth, on `intake_events.customer_id`, serves the foreign-key check of a
+customer's delete (each legacy id registered wrote an entry to it: about 2 s of a 33 s run at
+1,000,000 leads). Nothing deletes a customer or a lead while the leads phase runs (the repair's merge
+comes before it, `--undo` puts everything back first). So a big leads phase drops them and builds them
+again when it ends:
 
 - each index with DROP INDEX CONCURRENTLY, and back with CREATE INDEX CONCURRENTLY (no writer waits);
 - each foreign key with ALTER TABLE ... DROP CONSTRAINT under `lock_timeout` (a moment's exclusive
@@ -46,6 +48,7 @@ INDEXES = (
     ("leads_master", "ix_leads_master_assigned_to_id"),
     ("leads_master", "ix_leads_master_branch_id_id"),
     ("leads_master", "ix_leads_master_followup_set"),
+    ("intake_events", "ix_intake_events_customer_id"),
 )
 FOREIGN_KEYS = (
     ("leads_master", "leads_master_customer_id_fkey"),
