@@ -10,16 +10,18 @@ are written, batch n-1's customers recomputed and batch n-2's external ids regis
 2. Create: the batch's leads that have a phone go to a temporary table by COPY; customers for the
    phones that have none are created with the attributes replay gives (earliest enquiry, earliest
    real name and city among the batch's leads) and committed; each phone's customer is looked up,
-   and Python keeps the leads whose phone, customer or enquiry time must change.
+   with that replay of the batch's leads of the phone, and Python keeps the leads whose phone,
+   customer or enquiry time must change.
 3. Write: those leads go to a temporary table by COPY; one UPDATE sets each one's phone, legacy
    string, customer and enquiry time together (guarded: a row a live writer changed since it was
    read is skipped), its undo log row in the same statement. Customers the leads left (rare: the old
    app re-numbered a linked lead) are recomputed in the same transaction.
-4. Once the write has committed, recompute: customers made before the batch that it touched get
-   their attributes recomputed from all their leads the backfill has reached (Python reads them,
-   the same rule as ever), written only when they change, guarded against a concurrent writer
-   (retried if one won). Then register: the batch's legacy external ids go into the inbox and the
-   run's cursor moves past the batch.
+4. Once the write has committed, recompute: customers made before the batch that it touched take
+   the batch's replay on top of the one they have (Replays), or, when the run cannot vouch for what
+   they have, are recomputed from all their leads the backfill has reached (Python reads them, the
+   same rule as ever); written only when they change, guarded against a concurrent writer (retried
+   if one won). Then register: the batch's legacy external ids go into the inbox and the run's
+   cursor moves past the batch.
 
 Batches are sized by time (the target the caller gives per write) unless a size is given. The
 cursor only passes leads whose four steps have committed, so a killed run resumes where it stopped:
@@ -168,20 +170,23 @@ SELECT count(*) FROM registered
 # Customers that existed before a batch and that it linked leads to (or moved leads away from), locked
 # in id order before their leads are read. NO KEY UPDATE does not block the next batch's foreign-key
 # checks, so the next batch's leads are written meanwhile.
-LOCK_TOUCHED = _micro("""SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at) FROM customers c WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
+LOCK_TOUCHED = _micro("""
+SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at) FROM customers c WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
 ORDER BY c.id FOR NO KEY UPDATE OF c
 """)
 # Every lead of theirs the backfill has reached (those have an enquiry time). OFFSET 0 keeps the
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
 # the table, on every batch).
-TOUCHED = _micro("""SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at), l.id, US(l.enquired_at), l.full_name,
+TOUCHED = _micro("""
+SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at), l.id, US(l.enquired_at), l.full_name,
        l.raw_customer_location
 FROM customers c
 CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
                     WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
 WHERE c.id = ANY(CAST(%(ids)s AS bigint[]))
 """)
-UPDATE_ATTRIBUTES = _micro("""UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = timestamptz 'epoch' + v.ca * interval '1 microsecond',
+UPDATE_ATTRIBUTES = _micro("""
+UPDATE customers c SET full_name = v.fn, city = v.ci, created_at = timestamptz 'epoch' + v.ca * interval '1 microsecond',
                        updated_at = :stamp
 FROM unnest(CAST(:ids AS bigint[]), CAST(:fn AS text[]), CAST(:ci AS text[]), CAST(:ca AS bigint[]),
             CAST(:ofn AS text[]), CAST(:oci AS text[]), CAST(:oca AS bigint[])) AS v(id, fn, ci, ca, ofn, oci, oca)
@@ -216,9 +221,8 @@ class Linked:
 
 
 Key = tuple[int, int]  # a lead's place in replay order: (enquiry time in microseconds since 1970, id)
-Values = tuple[
-    str | None, str | None, int
-]  # customer attributes: full_name, city, created_at in microseconds
+# A customer's attributes: full_name, city, created_at in microseconds since 1970.
+Values = tuple[str | None, str | None, int]
 
 
 class Replay:
@@ -232,7 +236,7 @@ class Replay:
         self.first, self.name, self.name_key, self.city, self.city_key = first, name, name_key, city, city_key
 
     def merge(self, other: Replay) -> None:
-        """Other leads of the same customer, none of them counted here yet."""
+        """Other leads of the same customer (a lead counted twice changes nothing)."""
         if other.first < self.first:
             self.first = other.first
         if other.name_key is not None and (self.name_key is None or other.name_key < self.name_key):
