@@ -397,6 +397,59 @@ def test_customers_touched_again_take_each_batch_s_leads_on_top_and_equal_the_re
             engine.dispose()
 
 
+def test_a_lead_a_live_writer_takes_from_a_batch_does_not_count_for_the_customer_it_would_have_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leads 350, 450 and 550 share a number; 550, the earliest enquiry with a name, would give the
+    # customer its name. The old app re-numbers 550 after the batch (500, 600] was read and before it is
+    # written, so the write skips it; and the recompute of the batch before, held back, remembers the
+    # customer's replay again after the write forgot it. The batch's own replay of the customer counted
+    # lead 550: the customer must be recomputed from its leads, not take that replay on top.
+    applied = threading.Event()
+    real_apply, real_recompute = pg_leads.LeadsPhase.apply, pg_leads.LeadsPhase.recompute
+
+    def apply(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared, linked: Any) -> Any:
+        if batch.after == 500:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE leads_master SET phone_number_normalized = '9876500002' WHERE id = 550")
+                )
+        try:
+            return real_apply(self, session, batch, linked)
+        finally:
+            if batch.after == 500:
+                applied.set()
+
+    def recompute(self: pg_leads.LeadsPhase, session: Any, batch: pg_leads.Prepared, touched: Any) -> int:
+        if batch.after == 400:
+            assert applied.wait(30)
+        return int(real_recompute(self, session, batch, touched))
+
+    monkeypatch.setattr(pg_leads.LeadsPhase, "apply", apply)
+    monkeypatch.setattr(pg_leads.LeadsPhase, "recompute", recompute)
+    with fresh_database(tmp_path) as url:
+        engine = _legacy(url, 2000, guide=False)
+        try:
+            with engine.begin() as conn:
+                assert conn.execute(text("SELECT min(id), max(id) FROM leads_master")).one() == (1, 2000)
+                conn.execute(text(
+                    "UPDATE leads_master SET phone_number_normalized = '9876500001', raw_payload = '{}', "
+                    "full_name = CASE id WHEN 550 THEN 'Decisive Name' ELSE 'Later Name' END, "
+                    "created_at = CASE id WHEN 550 THEN timestamptz '2020-01-01 00:00+00' "
+                    "ELSE timestamptz '2024-01-01 00:00+00' + make_interval(secs => id) END "
+                    "WHERE id IN (350, 450, 550)"))  # fmt: skip
+            report = run_backfill(engine, batch_size=100)
+            assert applied.is_set() and report.leads_skipped_concurrent == 1
+            with engine.connect() as conn:
+                customer = conn.execute(text(
+                    "SELECT id, full_name, created_at FROM customers WHERE phone_number_normalized = '+919876500001'"
+                )).one()  # fmt: skip
+            assert customer.full_name == "Later Name"
+            assert customer.id not in _not_replayed(engine)
+        finally:
+            engine.dispose()
+
+
 @pytest.mark.parametrize("mode", [Mode.NEVER, Mode.AUTO], ids=["keys-in-place", "keys-set-aside"])
 def test_live_intake_during_the_backfill_makes_no_duplicate_and_no_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: Mode

@@ -215,7 +215,9 @@ class Linked:
 
     created: list[int]  # customers this batch made
     linked: set[int]  # the customer of every lead that has one
-    touched: dict[int, Replay]  # customers made before this batch that it links leads to, with its replay
+    # Customers made before this batch that it links leads to, with its replay of them (None: recompute
+    # from all their leads).
+    touched: dict[int, Replay | None]
     changes: int  # leads that need a change
     data: str  # those leads, in COPY text format
 
@@ -397,7 +399,7 @@ class LeadsPhase:
         self._copy(session, _COPY_BATCH, batch.data)
         created: list[int] = []
         customer_of: dict[str, int | None] = {}
-        touched: dict[int, Replay] = {}
+        touched: dict[int, Replay | None] = {}
         missing: list[str] = []
         replays = self.replays
         raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
@@ -418,7 +420,7 @@ class LeadsPhase:
                 cursor.execute(CUSTOMER_OF, {"phones": missing})
                 for phone, cid in cursor.fetchall():
                     customer_of[phone] = cid
-                    touched[cid] = Replay(0, None, None, None, None)
+                    touched[cid] = None  # the replay above was for no customer
         rows: list[str] = []
         for e164, phone_and_time_done, old_cid, head, tail in batch.leads:
             cid = customer_of.get(e164) if e164 is not None else None
@@ -431,20 +433,24 @@ class LeadsPhase:
 
     def apply(
         self, session: Session, batch: Prepared, linked: Linked
-    ) -> tuple[dict[str, Any], dict[int, Replay]]:
+    ) -> tuple[dict[str, Any], dict[int, Replay | None]]:
         """The batch's leads, linked to their customers; returns the counts and the customers, made
         before this batch, whose attributes `recompute` recomputes once this has committed, each with
         the replay of the batch's leads of it."""
         updated, with_customer, moved, left = 0, 0, [], 0
+        touched = linked.touched
         if linked.changes:
             self._copy(session, _COPY_CHANGES, linked.data)
             updated, with_customer, moved = session.execute(
                 text(WRITE_LEADS), {"after": batch.after, "last": batch.last, "run": self.run_id}
             ).one()
             if updated < linked.changes:
-                # A live writer changed some of the batch's leads first: their customers' replays from
-                # this batch may count leads that are not theirs, so they are recomputed in full.
+                # A live writer changed some of the batch's leads first: this batch's replays may count
+                # leads that are not their customers', so those customers are recomputed in full, here
+                # (touched) and later (forgotten; a recompute of an earlier batch may remember them
+                # again meanwhile, from leads that are theirs).
                 self.replays.forget(linked.linked)
+                touched = dict.fromkeys(linked.touched)
         if moved:
             # Customers the batch's leads left (the old app re-numbered them): recomputed in this
             # transaction, because nothing but the write's result names them (a run resumed after it
@@ -460,9 +466,9 @@ class LeadsPhase:
             "leads_linked": with_customer,
             "customers_attributes_set": left,
         }
-        return stats, linked.touched
+        return stats, touched
 
-    def recompute(self, session: Session, batch: Prepared, touched: dict[int, Replay]) -> int:
+    def recompute(self, session: Session, batch: Prepared, touched: dict[int, Replay | None]) -> int:
         """Once the batch has committed: the attributes of the customers made before it that it touched,
         recomputed from their committed leads. Returns how many changed."""
         session.execute(text("SET LOCAL jit = off"))  # see _STAGING
@@ -478,7 +484,8 @@ class LeadsPhase:
             "channels": [self.channels[s] for s in sources],
         }).scalar_one())  # fmt: skip
 
-    def _attributes(self, session: Session, ids: list[int], added: dict[int, Replay], stamp: datetime) -> int:
+    def _attributes(self, session: Session, ids: list[int], added: dict[int, Replay | None], stamp: datetime
+                    ) -> int:  # fmt: skip
         """Lock the customers `ids` and set the attributes replay gives them; returns how many changed.
 
         A customer whose replay so far is known (self.replays) and whose row still has what it gave
@@ -622,7 +629,7 @@ class _Stopped(Exception):
 
 def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | None, size: int, workers: int,
          target_s: float, on_batch: Callable[[int, float, dict[str, Any]], None]) -> None:  # fmt: skip
-    Written = tuple[tuple[dict[str, Any], dict[int, Replay]], float]
+    Written = tuple[tuple[dict[str, Any], dict[int, Replay | None]], float]
     failed = threading.Event()  # once any step fails, no step starts: nothing commits past the failure
     first: list[BaseException] = []  # what failed first: the error the run raises
 
@@ -644,7 +651,7 @@ def _run(engine: Engine, phase: LeadsPhase, *, after: int, batch_size: int | Non
         linked, _ = creation.result()
         return step(lambda session: phase.apply(session, batch, linked))
 
-    def recompute(batch: Prepared, touched: dict[int, Replay]) -> tuple[int, float]:
+    def recompute(batch: Prepared, touched: dict[int, Replay | None]) -> tuple[int, float]:
         return step(lambda session: phase.recompute(session, batch, touched))
 
     def register(batch: Prepared, recomputed: Future[tuple[int, float]], previous: Future[Any] | None) -> Any:
