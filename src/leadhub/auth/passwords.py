@@ -21,7 +21,6 @@ MIN_LENGTH = 10
 MAX_LENGTH = 256  # argon2 takes any length; the cap keeps a request from burning CPU on megabytes
 _hasher = PasswordHasher()  # argon2id, the library's current recommended parameters
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
-# Verified against when the user does not exist, so an unknown username costs the same time.
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,8 @@ def verify_password(password: str, stored: str | None) -> Verification:
 
 @cache
 def _dummy_hash() -> str:
-    # Made on first use, not at import: hashing takes about 0.1 s, which every CLI command paid.
+    # Verified against when the user does not exist, so an unknown username costs the same time. Made on
+    # first use, not at import: hashing takes about 0.1 s, which every CLI command paid.
     return _hasher.hash("leadhub-dummy-password")
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy import Table, inspect, text
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from leadhub.db.types import UTCDateTime
+from leadhub.db.set_aside_table import BACKFILL_PENDING_LEADS, INDEX_VALID, KEEP, PENDING_LEADS, SET_ASIDE
 
 LOCK_TIMEOUT = "5s"
 
@@ -80,26 +79,6 @@ END $$"""
         op.execute(f"ALTER TABLE {_q(table)} VALIDATE CONSTRAINT {_q(name)}")
 
 
-# Leads still to backfill from which a leads_master index built only for the staff is left to the
-# backfill; the backfill's `auto` set-aside uses the same count (leadhub.migration.set_aside).
-BACKFILL_PENDING_LEADS = 100_000
-# Leads past :after the backfill has not written yet (every lead it reaches gets an enquiry time),
-# counted up to :n only.
-PENDING_LEADS = "SELECT count(*) FROM (SELECT 1 FROM leads_master WHERE id > :after AND enquired_at IS NULL LIMIT :n) AS s"
-# leadhub.migration.set_aside's table: revision 0018 creates it, and so does an earlier revision that
-# leaves an index to the backfill. KEEP records one dropped (or not yet built) object in it.
-SET_ASIDE = Table(
-    "backfill_set_aside", sa.MetaData(),
-    sa.Column("name", sa.Text, primary_key=True), sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("table_name", sa.Text, nullable=False), sa.Column("definition", sa.Text, nullable=False),
-    sa.Column("run_id", sa.BigInteger, nullable=False), sa.Column("set_aside_at", UTCDateTime, nullable=False),
-)  # fmt: skip
-KEEP = (
-    "INSERT INTO backfill_set_aside (name, kind, table_name, definition, run_id, set_aside_at) "
-    "VALUES (:name, :kind, :table, :definition, :run, :at) ON CONFLICT (name) DO NOTHING"
-)
-
-
 def _backfill_pending() -> bool:
     """PostgreSQL online: at least BACKFILL_PENDING_LEADS leads are still for the backfill to write."""
     found = op.get_bind().execute(text(PENDING_LEADS), {"after": 0, "n": BACKFILL_PENDING_LEADS}).scalar_one()
@@ -136,9 +115,7 @@ def create_index(
                 f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {_q(name)} ON {_q(table)} ({cols}){partial}"
             )
         return
-    valid = op.get_bind().execute(text(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"
-    ), {"name": name}).scalar_one_or_none()  # fmt: skip
+    valid = op.get_bind().execute(text(INDEX_VALID), {"name": name}).scalar_one_or_none()
     if valid is True:
         return
     if valid is False:  # a failed earlier build left it INVALID

@@ -178,8 +178,7 @@ ORDER BY c.id FOR NO KEY UPDATE OF c
 # lateral subquery an index probe per customer (flattened, it became a hash join over every lead in
 # the table, on every batch).
 TOUCHED = _micro("""
-SELECT c.id, c.origin, c.full_name, c.city, US(c.created_at), l.id, US(l.enquired_at), l.full_name,
-       l.raw_customer_location
+SELECT c.id, l.id, US(l.enquired_at), l.full_name, l.raw_customer_location
 FROM customers c
 CROSS JOIN LATERAL (SELECT id, enquired_at, full_name, raw_customer_location FROM leads_master
                     WHERE customer_id = c.id AND enquired_at IS NOT NULL OFFSET 0) AS l
@@ -214,7 +213,6 @@ class Linked:
     """A batch's customers, made and committed, and its leads' changes worked out."""
 
     created: list[int]  # customers this batch made
-    linked: set[int]  # the customer of every lead that has one
     # Customers made before this batch that it links leads to, with its replay of them (None: recompute
     # from all their leads).
     touched: dict[int, Replay | None]
@@ -272,32 +270,36 @@ class Replays:
     def __init__(self) -> None:
         self.pages: dict[int, array[int]] = {}
 
+    def _slot(self, cid: int) -> tuple[int, int]:
+        """The customer's page number, and where its integers start in that page."""
+        return cid >> self._SHIFT, (cid & ((1 << self._SHIFT) - 1)) * self._WIDTH
+
     def get(self, cid: int) -> tuple[int, Key | None, Key | None] | None:
         """(fingerprint of the attributes, name key, city key), or None when not known."""
-        page = self.pages.get(cid >> self._SHIFT)
-        at = (cid & ((1 << self._SHIFT) - 1)) * self._WIDTH
+        number, at = self._slot(cid)
+        page = self.pages.get(number)
         if page is None or not page[at]:
             return None
         return (page[at], (page[at + 1], page[at + 2]) if page[at + 2] else None,
                 (page[at + 3], page[at + 4]) if page[at + 4] else None)  # fmt: skip
 
     def put(self, cid: int, values: Values, name_key: Key | None, city_key: Key | None) -> None:
-        number = cid >> self._SHIFT
+        number, at = self._slot(cid)
         page = self.pages.get(number)
         if page is None:
             if len(self.pages) >= self._MAX_PAGES:
                 self.pages.clear()  # forget all: those customers are recomputed in full when touched
             page = self.pages.setdefault(number, array("q", bytes(8 * self._WIDTH << self._SHIFT)))
-        at = (cid & ((1 << self._SHIFT) - 1)) * self._WIDTH
         page[at : at + self._WIDTH] = array("q", (
             fingerprint(values), *(name_key or (0, 0)), *(city_key or (0, 0))
         ))  # fmt: skip
 
-    def forget(self, cids: set[int] | list[int]) -> None:
+    def forget(self, cids: list[int]) -> None:
         for cid in cids:
-            page = self.pages.get(cid >> self._SHIFT)
+            number, at = self._slot(cid)
+            page = self.pages.get(number)
             if page is not None:
-                page[(cid & ((1 << self._SHIFT) - 1)) * self._WIDTH] = 0
+                page[at] = 0
 
 
 _MISSING = object()
@@ -427,9 +429,7 @@ class LeadsPhase:
             if not phone_and_time_done or cid != old_cid:
                 rows.append(f"{head}{_NULL if cid is None else cid}{tail}")
         rows.append("")
-        linked = {cid for cid in customer_of.values() if cid is not None}
-        return Linked(created=created, linked=linked, touched=touched, changes=len(rows) - 1,
-                      data="\n".join(rows))  # fmt: skip
+        return Linked(created=created, touched=touched, changes=len(rows) - 1, data="\n".join(rows))
 
     def apply(
         self, session: Session, batch: Prepared, linked: Linked
@@ -449,7 +449,7 @@ class LeadsPhase:
                 # leads that are not their customers', so those customers are recomputed in full, here
                 # (touched) and later (forgotten; a recompute of an earlier batch may remember them
                 # again meanwhile, from leads that are theirs).
-                self.replays.forget(linked.linked)
+                self.replays.forget([*linked.created, *linked.touched])
                 touched = dict.fromkeys(linked.touched)
         if moved:
             # Customers the batch's leads left (the old app re-numbered them): recomputed in this
@@ -542,7 +542,7 @@ class LeadsPhase:
         with raw.cursor() as cursor:
             cursor.execute(TOUCHED, {"ids": _int_array(sorted(customers))})
             found = cursor.fetchall()
-        for cid, _origin, _full_name, _city, _created_at, lead_id, enq, name, location in found:
+        for cid, lead_id, enq, name, location in found:
             leads.setdefault(cid, []).append((enq, lead_id, name, location))
         changed = []
         for cid, own in leads.items():

@@ -38,7 +38,7 @@ from enum import StrEnum
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from leadhub.db.ddl import BACKFILL_PENDING_LEADS, KEEP, PENDING_LEADS
+from leadhub.db.set_aside_table import BACKFILL_PENDING_LEADS, INDEX_VALID, KEEP, PENDING_LEADS
 from leadhub.errors import LeadhubError
 from leadhub.migration.common import now
 
@@ -210,10 +210,7 @@ def _put_back_index(conn: Connection, name: str, definition: str) -> None:
     if found != 1:
         raise LeadhubError(f"cannot rebuild index {name} from its kept definition: {definition!r}")
     try:
-        invalid = conn.execute(text(
-            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name AND NOT i.indisvalid"
-        ), {"name": name}).first()  # fmt: skip
-        if invalid is not None:  # a build or drop stopped half-way
+        if conn.execute(text(INDEX_VALID), {"name": name}).scalar_one_or_none() is False:  # stopped half-way
             conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
         conn.execute(text(concurrent))
     except OperationalError as error:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 from leadhub.db import ddl
+from leadhub.db.set_aside_table import SET_ASIDE
 
 revision = "0018"
 down_revision = "0017"
@@ -26,7 +27,7 @@ depends_on = None
 
 def upgrade() -> None:
     ddl.set_lock_timeout()
-    ddl.create_table(ddl.SET_ASIDE)  # an earlier revision may have made it already (ddl.create_index)
+    ddl.create_table(SET_ASIDE)  # an earlier revision may have made it already (ddl.create_index)
 
 
 def downgrade() -> None:
